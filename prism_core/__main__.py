@@ -1,0 +1,3 @@
+from prism_core.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,30 @@
+"""Framework adapters: the interface framework plugins implement."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from prism_core.capture.stages import StageRecorder
+from prism_core.models import Unavailable
+
+
+@runtime_checkable
+class FrameworkAdapter(Protocol):
+    """Instruments one serving framework inside the current process, with no change to its code."""
+
+    name: str
+
+    def check(self) -> Unavailable | None:
+        """None if the framework is importable here at a version this adapter knows; else why not.
+
+        Must not import the framework if it is not already importable cheaply (no engine start-up).
+        """
+        ...
+
+    def install(self, recorder: StageRecorder) -> None:
+        """Wrap the engine's step so every iteration reports its stages to `recorder`. Idempotent."""
+        ...
+
+    def uninstall(self) -> None:
+        """Restore every patched attribute exactly. Idempotent; safe when never installed."""
+        ...

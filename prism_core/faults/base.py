@@ -1,0 +1,30 @@
+"""Fault injectors: the interface of the anomaly simulation toolkit."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class FaultInjector(Protocol):
+    """One reproducible fault. `start` and `stop` return the wall-clock ns they took effect (ground truth).
+
+    `stop` must restore the system whatever happened in between, and be safe to call twice.
+    """
+
+    name: str
+    resource: str
+    description: str
+
+    def start(self, intensity: float) -> int:
+        """Begin the fault at `intensity` in (0, 1]; returns time.time_ns() of onset."""
+        ...
+
+    def stop(self) -> int:
+        """End the fault and restore; returns time.time_ns() of the end. Idempotent."""
+        ...
+
+    @property
+    def active(self) -> bool:
+        """True between a successful start and stop."""
+        ...

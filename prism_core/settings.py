@@ -1,0 +1,66 @@
+"""Every PRISM_* environment variable, in one place (README, "Configuration", lists the same).
+
+CLI flags mirror them: `prism --plugins ... --disable-plugins ... --trace-plugins --log-level ...`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from prism_core.errors import UsageError
+
+ENV_VARS: dict[str, str] = {
+    "PRISM_PLUGINS": "comma-separated allow-list of plugin names; only these (and nothing else) are loaded",
+    "PRISM_DISABLE_PLUGINS": "comma-separated deny-list of plugin names, applied after the allow-list",
+    "PRISM_DISABLE_PLUGIN_AUTOLOAD": "1: load only Prism's built-in plugins, no third-party entry points",
+    "PRISM_TRACE_PLUGINS": "1: log every hook call and its result at DEBUG on the 'prism.plugins' logger",
+    "PRISM_LOG_LEVEL": "DEBUG, INFO, WARNING (default) or ERROR",
+}
+
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _names(value: str | None) -> frozenset[str] | None:
+    if value is None or not value.strip():
+        return None
+    return frozenset(n.strip() for n in value.split(",") if n.strip())
+
+
+def _flag(name: str, value: str | None) -> bool:
+    if value is None or value.strip() == "":
+        return False
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise UsageError(f"{name}={value!r}: expected 1/0, true/false, yes/no or on/off")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    allow: frozenset[str] | None = None
+    deny: frozenset[str] = frozenset()
+    autoload: bool = True
+    trace: bool = False
+    log_level: str = "WARNING"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        level = e.get("PRISM_LOG_LEVEL", "WARNING").strip().upper() or "WARNING"
+        if level not in _LEVELS:
+            raise UsageError(f"PRISM_LOG_LEVEL={level!r}: expected one of {', '.join(_LEVELS)}")
+        return cls(
+            allow=_names(e.get("PRISM_PLUGINS")),
+            deny=_names(e.get("PRISM_DISABLE_PLUGINS")) or frozenset(),
+            autoload=not _flag("PRISM_DISABLE_PLUGIN_AUTOLOAD", e.get("PRISM_DISABLE_PLUGIN_AUTOLOAD")),
+            trace=_flag("PRISM_TRACE_PLUGINS", e.get("PRISM_TRACE_PLUGINS")),
+            log_level=level,
+        )
+
+    def apply_logging(self) -> None:
+        logging.basicConfig(format="%(name)s: %(levelname)s: %(message)s")
+        logging.getLogger("prism").setLevel(getattr(logging, self.log_level))
