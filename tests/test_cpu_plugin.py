@@ -70,6 +70,12 @@ def test_cpu_timing_counts_cpu_time_not_sleep(builtin_host: PluginHost) -> None:
     assert worked > slept
 
 
+def test_cpu_faults_are_offered_by_name(builtin_host: PluginHost) -> None:
+    faults = builtin_host.fault_injectors()
+    assert isinstance(faults["cpu.compute_squeeze"], ComputeSqueeze)
+    assert all(f.resource for f in faults.values())
+
+
 def test_compute_squeeze_rejects_bad_intensity() -> None:
     with pytest.raises(ValueError, match="intensity"):
         ComputeSqueeze().start(0)
