@@ -70,7 +70,9 @@ def test_human_output(prism_cmd: list[str]) -> None:
         (["--log-level", "LOUD", "plugins"], {}, "PRISM_LOG_LEVEL='LOUD'"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(prism_cmd: list[str], args: list[str], env: dict[str, str], needle: str) -> None:
+def test_bad_input_is_one_line_and_exit_2(
+    prism_cmd: list[str], args: list[str], env: dict[str, str], needle: str
+) -> None:
     r = run(prism_cmd, *args, **env)
     assert r.returncode == 2
     assert r.stdout == ""

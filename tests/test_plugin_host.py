@@ -28,7 +28,7 @@ def names(h: PluginHost) -> set[str]:
 
 
 def test_builtins_come_from_entry_points(builtin_host: PluginHost) -> None:
-    assert BUILTINS <= names(builtin_host)
+    assert names(builtin_host) >= BUILTINS
     infos = {i.name: i for i in builtin_host.plugin_infos()}
     assert infos["cpu"].builtin and infos["cpu"].distribution == BUILTIN_DISTRIBUTION
     assert "prism_xpu_probe" in infos["cpu"].hooks

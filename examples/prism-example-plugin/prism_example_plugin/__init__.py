@@ -5,7 +5,6 @@ from __future__ import annotations
 from prism_core import hookimpl
 from prism_core.capture import TelemetrySampler, TimingBackend
 from prism_core.models import Device
-
 from prism_example_plugin.device import VENDOR, SimulatedTelemetry, SimulatedTiming, simulated_devices
 
 
