@@ -20,6 +20,11 @@ def _cpu_times() -> tuple[int, int]:
     return total - idle, total
 
 
+def _loadavg() -> list[str]:
+    """'0.05 0.05 0.02 1/75 2526': load averages, then runnable/total tasks, then the last pid."""
+    return (PROC / "loadavg").read_text().split()
+
+
 def _frequency_hz() -> float:
     """Mean current frequency: cpufreq where the kernel exposes it, else /proc/cpuinfo's 'cpu MHz'."""
     freqs = [int(p.read_text()) * 1e3 for p in CPUFREQ.glob("cpu[0-9]*/cpufreq/scaling_cur_freq")]
@@ -65,9 +70,8 @@ class ProcTelemetry:
 
         read(names.SYSTEM_CPU_UTILIZATION, self._utilization)
         read(names.SYSTEM_CPU_FREQUENCY, _frequency_hz)
-        loadavg = (PROC / "loadavg").read_text().split()
-        read(names.SYSTEM_CPU_LOAD_1M, lambda: loadavg[0])
-        read(names.PRISM_CPU_RUN_QUEUE, lambda: loadavg[3].partition("/")[0])
+        read(names.SYSTEM_CPU_LOAD_1M, lambda: _loadavg()[0])
+        read(names.PRISM_CPU_RUN_QUEUE, lambda: _loadavg()[3].partition("/")[0])
         read(names.SYSTEM_MEMORY_USAGE, lambda: (m := meminfo())["MemTotal"] - m["MemAvailable"])
         read(names.SYSTEM_MEMORY_LIMIT, memory_limit_bytes)
         return TelemetrySample(device=self.device.id, ts_ns=time.time_ns(), values=values, unreadable=unreadable)
