@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from types import ModuleType
 from typing import TypeVar
@@ -10,6 +11,8 @@ from typing import TypeVar
 from prism_core.models import Unavailable
 
 T = TypeVar("T")
+
+log = logging.getLogger("prism.vendor")
 
 
 def import_vendor(module: str, vendor: str, hint: str) -> ModuleType | Unavailable:
@@ -32,3 +35,11 @@ def vendor_call(vendor: str, fn: Callable[[], T]) -> T | Unavailable:
         return fn()
     except Exception as exc:
         return Unavailable(vendor=vendor, reason=str(exc) or type(exc).__name__, error_type=type(exc).__name__)
+
+
+def or_none(result: T | Unavailable, what: str) -> T | None:
+    """For factory hooks, which answer None when they cannot serve: log the vendor's reason, return None."""
+    if isinstance(result, Unavailable):
+        log.warning("%s unavailable: %s", what, result)
+        return None
+    return result

@@ -1,12 +1,35 @@
-"""The amd plugin: ROCm SMI device discovery (timing, telemetry, VMM and faults arrive with their issues)."""
+"""The amd plugin: ROCm SMI discovery and telemetry (pyrsmi, amdsmi), HIP event timing, GPU fault injectors."""
 
 from __future__ import annotations
 
 from prism_core import hookimpl
+from prism_core.capture import TelemetrySampler, TimingBackend
+from prism_core.faults import FaultInjector
 from prism_core.models import Device, Unavailable
-from prism_plugins.amd.probe import probe
+from prism_core.vendor import or_none
+from prism_plugins.amd.faults import amd_faults
+from prism_plugins.amd.probe import VENDOR, probe
+from prism_plugins.amd.telemetry import rocm_telemetry
+from prism_plugins.amd.timing import hip_timing
 
 
 @hookimpl
 def prism_xpu_probe() -> list[Device] | Unavailable:
     return probe()
+
+
+@hookimpl
+def prism_timing_backend(device: Device) -> TimingBackend | None:
+    return or_none(hip_timing(device), f"{device.id} device timing") if device.vendor == VENDOR else None
+
+
+@hookimpl
+def prism_telemetry_sampler(device: Device, interval_s: float) -> TelemetrySampler | None:
+    if device.vendor != VENDOR:
+        return None
+    return or_none(rocm_telemetry(device, interval_s), f"{device.id} telemetry")
+
+
+@hookimpl
+def prism_fault_injectors() -> list[FaultInjector]:
+    return amd_faults()
