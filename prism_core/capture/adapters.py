@@ -13,6 +13,8 @@ class FrameworkAdapter(Protocol):
     """Instruments one serving framework inside the current process, with no change to its code."""
 
     name: str
+    module: str
+    """Top-level import name of the framework: the `prism run` bootstrap installs the adapter when it is imported."""
 
     def check(self) -> Unavailable | None:
         """None if the framework is importable here at a version this adapter knows; else why not.

@@ -1,0 +1,1 @@
+"""Framework plugins: adapters that instrument serving frameworks in-process, with no change to their code."""

@@ -1,0 +1,184 @@
+"""The collector thread: drains the event ring, assembles records, resolves device time, hands records out.
+
+Consumers (`add_consumer`, e.g. the anomaly detector) get each BatchRecord on this thread, in order; exporters get
+every record in chunks. Neither may block for long: the ring fills (and drops) while they run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from prism_core.capture.assemble import Assembler, PendingBatch
+from prism_core.capture.buffer import EventRing
+from prism_core.capture.timing import TimingBackend
+from prism_core.export import Exporter
+from prism_core.models import BatchRecord, Record
+
+log = logging.getLogger("prism.capture")
+
+BatchConsumer = Callable[[BatchRecord], None]
+
+DEVICE_TIMEOUT_NS = 10_000_000_000  # a mark unresolved after this is given up: the batch goes out without device time
+MAX_DRAIN = 16_384  # events per pass, so one pass never holds records back for long
+# Records handed to exporters per slice. Between slices the collector sleeps(0): that releases the GIL, so an
+# engine thread coming back from a torch kernel gets it at once instead of after the 5 ms switch interval.
+DELIVERY_SLICE = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureStats:
+    """Counters a metrics exporter publishes (prism.capture.*)."""
+
+    events_dropped: int
+    events_buffered: int
+    batches: int
+    requests: int
+    unplaced_events: int
+    device_timeouts: int
+
+
+class Collector:
+    """Owns the assembly state; `start()` runs it on a daemon thread, `close()` flushes everything out."""
+
+    def __init__(
+        self,
+        ring: EventRing,
+        timing: TimingBackend,
+        exporters: Sequence[Exporter] = (),
+        *,
+        interval_s: float = 0.05,
+    ) -> None:
+        self.ring = ring
+        self.timing = timing
+        self.exporters = list(exporters)
+        self.interval_s = interval_s
+        self.device_id = timing.device.id
+        self.assembler = Assembler(epoch_offset_ns=time.time_ns() - time.perf_counter_ns())
+        self._pending: list[PendingBatch] = []
+        self._consumers: list[BatchConsumer] = []
+        self._failed: set[int] = set()
+        self._batches = 0
+        self._requests = 0
+        self._device_timeouts = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # one pass at a time: the thread's loop and a caller's flush()
+        self._thread: threading.Thread | None = None
+
+    def add_consumer(self, fn: BatchConsumer) -> None:
+        """Call `fn(record)` with every BatchRecord, on the collector thread, before exporters see it."""
+        self._consumers.append(fn)
+
+    def add_exporter(self, exporter: Exporter) -> None:
+        self.exporters.append(exporter)
+        attach = getattr(exporter, "attach_stats", None)
+        if callable(attach):
+            attach(self.stats)
+
+    def stats(self) -> CaptureStats:
+        s = self.assembler.stats
+        return CaptureStats(
+            events_dropped=self.ring.dropped,
+            events_buffered=len(self.ring),
+            batches=self._batches,
+            requests=self._requests,
+            unplaced_events=s.unbalanced + s.outside_iteration + s.bad_payload,
+            device_timeouts=self._device_timeouts,
+        )
+
+    def start(self) -> None:
+        for exporter in self.exporters:
+            attach = getattr(exporter, "attach_stats", None)
+            if callable(attach):
+                attach(self.stats)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="prism-collector", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            try:
+                self.flush(final=False)
+            except Exception:  # the collector must outlive any bug in a record path; say it once per kind
+                log.exception("prism collector pass failed")
+
+    def flush(self, *, final: bool = True) -> None:
+        """One pass: drain, assemble, resolve, deliver. `final` also gives up waiting for device time."""
+        with self._lock:
+            while True:
+                events = self.ring.drain(MAX_DRAIN)
+                self.assembler.feed(events)
+                self._pending.extend(self.assembler.batches)
+                self.assembler.batches.clear()
+                records = self._resolved(give_up=final)
+                records.extend(self.assembler.requests)
+                self._requests += len(self.assembler.requests)
+                self.assembler.requests.clear()
+                if records:
+                    self._deliver(records)
+                if len(events) < MAX_DRAIN:
+                    break
+            if final:
+                for exporter in self.exporters:
+                    self._guard(exporter, exporter.flush)
+
+    def _resolved(self, *, give_up: bool) -> list[Record]:
+        now = time.perf_counter_ns()
+        out: list[Record] = []
+        keep: list[PendingBatch] = []
+        for batch in self._pending:
+            device = batch.resolve(self.timing)
+            if device is None and not give_up and now - batch.done_at < DEVICE_TIMEOUT_NS:
+                keep.append(batch)
+                continue
+            if device is None:
+                self._device_timeouts += 1
+            batch.release(self.timing)
+            out.append(
+                batch.record(
+                    device,
+                    device_id=self.device_id,
+                    pid=self.assembler.pid,
+                    epoch_offset_ns=self.assembler.epoch_offset_ns,
+                )
+            )
+        self._pending = keep
+        self._batches += len(out)
+        return out
+
+    def _deliver(self, records: list[Record]) -> None:
+        for i in range(0, len(records), DELIVERY_SLICE):
+            chunk = records[i : i + DELIVERY_SLICE]
+            for record in chunk:
+                if isinstance(record, BatchRecord):
+                    for consumer in self._consumers:
+                        self._guard(consumer, consumer, record)
+            for exporter in self.exporters:
+                self._guard(exporter, exporter.export, chunk)
+            time.sleep(0)
+
+    def _guard(self, owner: object, fn: Callable[..., object], *args: object) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # one broken consumer or exporter must not starve the others
+            if id(owner) not in self._failed:
+                self._failed.add(id(owner))
+                log.warning("prism: %s failed (further failures not shown): %s", owner, exc)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the thread, deliver what is left, close exporters. Idempotent."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+        self.flush(final=True)
+        for exporter in self.exporters:
+            self._guard(exporter, exporter.close)
+        self.exporters = []

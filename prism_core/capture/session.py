@@ -1,0 +1,110 @@
+"""A capture session: ring, recorder, collector and exporters for one process, and the adapters it installed.
+
+`CaptureSession` is what an embedder uses directly; the `prism run` bootstrap keeps one per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from prism_core.capture.adapters import FrameworkAdapter
+from prism_core.capture.buffer import DEFAULT_CAPACITY, EventRing
+from prism_core.capture.collector import BatchConsumer, Collector
+from prism_core.capture.recorder import RingRecorder
+from prism_core.capture.timing import TimingBackend
+from prism_core.errors import UsageError
+from prism_core.export import Exporter, ExportSpec
+from prism_core.models import Device, Unavailable
+from prism_core.plugins import PluginHost, host
+
+log = logging.getLogger("prism.capture")
+
+
+def pick_device(plugin_host: PluginHost, device_id: str | None = None) -> Device:
+    """`device_id` (PRISM_DEVICE) if given; else the first real accelerator; else the host CPU (never a simulated
+    device unless asked for)."""
+    wanted = device_id or os.environ.get("PRISM_DEVICE")
+    if wanted:
+        return plugin_host.device(wanted)
+    devices = plugin_host.devices()
+    if not devices:
+        raise UsageError("no device to record on: no accelerator plugin reports one (see `prism devices`)")
+    real = [d for d in devices if not d.simulated]
+    return next((d for d in real if d.vendor != "cpu"), real[0] if real else devices[0])
+
+
+class CaptureSession:
+    """Everything capture needs in one process. `close()` flushes records out; idempotent."""
+
+    def __init__(
+        self,
+        exporters: Sequence[Exporter] = (),
+        *,
+        plugin_host: PluginHost | None = None,
+        device_id: str | None = None,
+        timing: TimingBackend | None = None,
+        capacity: int = DEFAULT_CAPACITY,
+        interval_s: float = 0.05,
+    ) -> None:
+        self.host = plugin_host or host()
+        if timing is None:
+            device = pick_device(self.host, device_id)
+            timing = self.host.timing_backend(device)
+            if timing is None:
+                raise UsageError(f"no plugin gives a timing backend for {device.id}")
+        self.timing = timing
+        self.ring = EventRing(capacity)
+        self.recorder = RingRecorder(self.ring, timing)
+        self.collector = Collector(self.ring, timing, exporters, interval_s=interval_s)
+        self.installed: list[FrameworkAdapter] = []
+        self.skipped: dict[str, Unavailable] = {}
+        self.collector.start()
+
+    @classmethod
+    def from_specs(cls, specs: Sequence[str | ExportSpec], **kwargs: object) -> CaptureSession:
+        plugin_host = kwargs.pop("plugin_host", None) or host()
+        assert isinstance(plugin_host, PluginHost)
+        exporters = [plugin_host.exporter(s) for s in specs]
+        return cls(exporters, plugin_host=plugin_host, **kwargs)  # type: ignore[arg-type]
+
+    def add_consumer(self, fn: BatchConsumer) -> None:
+        self.collector.add_consumer(fn)
+
+    def install(self, adapter: FrameworkAdapter) -> Unavailable | None:
+        """Install one adapter if its framework is usable here; else say why (and leave the engine alone)."""
+        if adapter in self.installed:
+            return None
+        reason = adapter.check()
+        if reason is not None:
+            self.skipped[adapter.name] = reason
+            return reason
+        adapter.install(self.recorder)
+        self.installed.append(adapter)
+        return None
+
+    def install_all(self, module: str | None = None) -> dict[str, Unavailable]:
+        """Install every plugin adapter (or those for top-level import `module`); returns the ones skipped."""
+        skipped = {}
+        for adapter in self.host.framework_adapters():
+            if module is not None and getattr(adapter, "module", None) != module:
+                continue
+            reason = self.install(adapter)
+            if reason is not None:
+                skipped[adapter.name] = reason
+        return skipped
+
+    def flush(self) -> None:
+        self.collector.flush(final=False)
+
+    def close(self) -> None:
+        for adapter in reversed(self.installed):
+            try:
+                adapter.uninstall()
+            except Exception as exc:  # at exit, a failed restore must not hide the records
+                sys.stderr.write(f"prism: {adapter.name} uninstall failed: {exc}\n")
+        self.installed.clear()
+        self.collector.close()
+        self.timing.close()

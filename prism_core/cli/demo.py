@@ -1,0 +1,119 @@
+"""`prism demo`: a real CPU engine on a replayed trace, the live view, and a report folder named at the end."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from rich.live import Live
+
+from prism_core.capture.live import LiveStats
+from prism_core.cli.output import console
+from prism_core.errors import UsageError
+from prism_core.export import ExportSpec
+from prism_core.models import BatchRecord, Record, RequestRecord
+
+DEFAULT_TRACE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "azure_llm_2023_conv.csv"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("demo", help="a real CPU engine on a replayed trace: live view and a report with plots")
+    p.add_argument("--out", type=Path, help="report folder (default ./prism-report-DATE-TIME)")
+    p.add_argument("--trace", type=Path, default=DEFAULT_TRACE, help="Azure LLM trace CSV to replay")
+    p.add_argument("--requests", type=int, default=64, help="requests to replay (default 64)")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds the arrivals are spread over (default 20)")
+    p.add_argument("--model", choices=("auto", "tiny", "smollm2"), default="auto", help="auto: SmolLM2 if installed")
+    p.add_argument("--no-live", action="store_true", help="no live view (also off when stdout is not a terminal)")
+    p.set_defaults(func=cmd_demo)
+
+
+class _Keep:
+    """An exporter that keeps records for the report and feeds the live view."""
+
+    def __init__(self, stats: LiveStats) -> None:
+        self.spec = ExportSpec("memory", "")
+        self.stats = stats
+        self.batches: list[BatchRecord] = []
+        self.requests: list[RequestRecord] = []
+
+    def export(self, records: Sequence[Record]) -> None:
+        self.stats.add(records)
+        for r in records:
+            if isinstance(r, BatchRecord):
+                self.batches.append(r)
+            elif isinstance(r, RequestRecord):
+                self.requests.append(r)
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from prism_core.capture.session import CaptureSession
+    from prism_core.demo import load_trace, write_report
+    from prism_core.demo.engine import load_model, serve
+    from prism_core.plugins import host
+
+    if args.requests < 1 or args.duration <= 0:
+        raise UsageError("--requests must be >= 1 and --duration > 0")
+    trace = load_trace(args.trace, requests=args.requests, duration_s=args.duration)
+    out = args.out or Path(f"prism-report-{datetime.now():%Y%m%d-%H%M%S}")
+    out.mkdir(parents=True, exist_ok=True)
+    console.print(f"[bold]prism demo[/]: loading the model, replaying {len(trace)} requests from {args.trace.name}")
+    model, model_name = load_model(args.model)
+    stats = LiveStats()
+    keep = _Keep(stats)
+    h = host()
+    exporters = [keep, h.exporter(f"jsonl:{out / 'records.jsonl'}"), h.exporter(f"chrome:{out / 'trace.json'}")]
+    session = CaptureSession(exporters, plugin_host=h)
+    skipped = session.install_all("transformers")
+    if skipped:
+        session.close()
+        raise UsageError("; ".join(f"{k}: {v.reason}" for k, v in skipped.items()))
+    live = not args.no_live and sys.stdout.isatty()
+    progress = {"done": 0, "total": len(trace)}
+    stop = threading.Event()
+    started = time.perf_counter()
+
+    def on_progress(done: int, total: int) -> None:
+        progress["done"] = done
+
+    def view() -> None:
+        title = f"prism demo · {model_name}"
+        if live:
+            with Live(stats.render(title), console=console, refresh_per_second=4) as screen:
+                while not stop.wait(0.5):
+                    screen.update(stats.render(f"{title} · {progress['done']}/{progress['total']} requests done"))
+        else:
+            while not stop.wait(5.0):
+                console.print(f"{progress['done']}/{progress['total']} requests done, {stats.total_batches} batches")
+
+    viewer = threading.Thread(target=view, name="prism-demo-view", daemon=True)
+    viewer.start()
+    try:
+        finished = serve(model, trace, on_progress=on_progress)
+    finally:
+        session.close()
+        stop.set()
+        viewer.join(2)
+    facts = {
+        "model": model_name,
+        "trace": str(args.trace),
+        "requests_replayed": len(trace),
+        "requests_finished": finished,
+        "wall_s": round(time.perf_counter() - started, 2),
+        "device": session.collector.device_id,
+        "events_dropped": session.collector.stats().events_dropped,
+    }
+    write_report(out, keep.batches, keep.requests, facts)
+    console.print(stats.render(f"prism demo · {model_name} · final"))
+    console.print(f"report: {out.resolve()} (stages.png, records.jsonl, trace.json, summary.json)", soft_wrap=True)
+    return 0 if finished == len(trace) else 1

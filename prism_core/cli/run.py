@@ -1,0 +1,90 @@
+"""`prism run [--export SPEC]... -- CMD...`: run a program with capture installed at import time.
+
+Bad specs are refused before the program starts (one line, exit 2). An OTLP endpoint that does not answer is
+one warning line; the program still runs. Then this process becomes the program (exec), so its exit code,
+signals and stdio are the program's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import sys
+
+from prism_core.bootstrap import ENV_EXPORT, SITE_DIR
+from prism_core.errors import UsageError
+from prism_core.export import ExportSpec
+from prism_core.export.otel import endpoint_address
+from prism_core.plugins import host
+
+CONNECT_TIMEOUT_S = 0.5
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run an LLM program instrumented, no code change")
+    p.add_argument(
+        "--export",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="otlp | otlp+grpc://HOST:PORT | otlp+http://HOST:PORT | jsonl:PATH | chrome:PATH | console (repeatable)",
+    )
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the program and its arguments")
+    p.set_defaults(func=cmd_run)
+
+
+def check_specs(specs: list[str]) -> list[ExportSpec]:
+    """Build (then close) each exporter so a bad spec fails here, before the program runs."""
+    parsed = [ExportSpec.parse(s) for s in specs]
+    h = host()
+    for spec in parsed:
+        h.exporter(spec).close()
+    return parsed
+
+
+def unreachable(spec: ExportSpec) -> str | None:
+    """Why the spec's OTLP endpoint does not accept a connection now, or None."""
+    if not spec.scheme.startswith("otlp") or not spec.target:
+        return None
+    address = endpoint_address(spec)
+    if address is None:
+        return None
+    try:
+        socket.create_connection(address, timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
+
+
+def child_env(specs: list[ExportSpec], base: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = str(SITE_DIR) + (os.pathsep + path if path else "")
+    env[ENV_EXPORT] = json.dumps([str(s) for s in specs])
+    return env
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise UsageError("nothing to run: prism run [--export SPEC]... -- CMD [ARGS...]")
+    specs = check_specs(args.export)
+    for spec in specs:
+        why = unreachable(spec)
+        if why:
+            where = f"{spec.scheme}://{spec.target}"
+            sys.stderr.write(
+                f"prism: warning: {where} does not answer ({why}); the program runs, those records are lost\n"
+            )
+    program = shutil.which(command[0])
+    if program is None:
+        sys.stderr.write(f"prism: {command[0]}: command not found\n")
+        return 127
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(program, command, child_env(specs))
