@@ -1,0 +1,75 @@
+"""The control chart over positive relative errors: point or rolling-window mode, learnt or fixed threshold."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Literal
+
+from pydantic import Field
+
+from prism_core.errors import UsageError
+from prism_core.models import Frozen
+
+ChartMode = Literal["point", "window"]
+
+
+class ChartConfig(Frozen):
+    """LatencyPrism's defaults: window mode, W=10, k=3, theta_max=0.5 (its Dynamic-Window strategy)."""
+
+    mode: ChartMode = "window"
+    window: int = Field(10, ge=1, le=100)
+    k: float = Field(3.0, gt=0)
+    theta_max: float = Field(0.5, gt=0)
+    fixed_threshold: float | None = Field(None, gt=0, description="a set threshold instead of the learnt one")
+
+    @property
+    def w(self) -> int:
+        return 1 if self.mode == "point" else self.window
+
+    def threshold(self, mu: float, sigma: float) -> float:
+        """`min(mu + k * sigma, theta_max)`, or the fixed threshold when one is set."""
+        if self.fixed_threshold is not None:
+            return self.fixed_threshold
+        return min(mu + self.k * sigma, self.theta_max)
+
+
+def chart_config(mode: str, window: int, k: float, theta_max: float, fixed: float | None = None) -> ChartConfig:
+    """Build from CLI values, turning a bad value into a one-line UsageError."""
+    if mode not in ("point", "window"):
+        raise UsageError(f"chart mode must be point or window, got {mode!r}")
+    if not 1 <= window <= 100:
+        raise UsageError(f"--window must be in 1..100, got {window}")
+    if k <= 0 or theta_max <= 0 or (fixed is not None and fixed <= 0):
+        raise UsageError("--k, --theta-max and a fixed threshold must be positive")
+    return ChartConfig(mode=mode, window=window, k=k, theta_max=theta_max, fixed_threshold=fixed)
+
+
+class ControlChart:
+    """Keeps the last W errors; `update` returns the statistic (their mean) and whether it is over threshold."""
+
+    __slots__ = ("_errors", "_n", "_sum", "threshold", "w")
+
+    RESUM_EVERY = 10_000  # recompute the running sum now and then so float drift cannot build up
+
+    def __init__(self, w: int, threshold: float) -> None:
+        self.w = w
+        self.threshold = threshold
+        self._errors: deque[float] = deque(maxlen=w)
+        self._sum = 0.0
+        self._n = 0
+
+    def update(self, error: float) -> tuple[float, bool]:
+        errors = self._errors
+        if len(errors) == self.w:
+            self._sum -= errors[0]
+        errors.append(error)
+        self._sum += error
+        self._n += 1
+        if self._n % self.RESUM_EVERY == 0:
+            self._sum = sum(errors)
+        stat = self._sum / len(errors)
+        return stat, stat > self.threshold
+
+    def reset(self) -> None:
+        self._errors.clear()
+        self._sum = 0.0

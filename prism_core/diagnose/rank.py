@@ -1,0 +1,182 @@
+"""Rank (stage, resource) suspects between a normal and an abnormal window (after LatencyPrism's RCA score).
+
+For every batch: each stage's share of the cycle (beta = stage wall time / batch duration) and each telemetry
+resource at the batch's midpoint (mu, linear interpolation between samples). Then, per pair:
+
+    score = |delta beta| x (|z beta| + |z log1p(mu)|),  z = (mean_abnormal - mean_normal) / sd_normal
+
+Only stages whose mean wall time grew are suspects: when one stage slows, the others' shares fall by the same
+total, and a shrinking share is a consequence, not a cause. A pair is significant when Welch's t-test on the
+stage's log wall times says it got slower (p < ALPHA): a dominant stage that doubles moves its share only a
+little, so a test on shares alone misses the clearest case. The share test's p-value and the resource's own
+Mann-Whitney p-value are reported as evidence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from prism_core.diagnose.evidence import Evidence
+from prism_core.errors import UsageError
+
+Floats = npt.NDArray[np.float64]
+ALPHA = 0.05
+TOP = 3
+MIN_BATCHES = 5
+NO_RESOURCE = "(no telemetry)"
+
+
+@dataclass(frozen=True, slots=True)
+class Suspect:
+    stage: str
+    resource: str
+    score: float
+    significant: bool
+    share_normal: float
+    share_abnormal: float
+    z_share: float
+    p_share: float
+    stage_ms_normal: float
+    stage_ms_abnormal: float
+    p_stage_time: float
+    resource_normal: float | None
+    resource_abnormal: float | None
+    z_log_resource: float
+    p_resource: float | None
+
+    def summary(self) -> str:
+        s = (
+            f"{self.stage}: share {self.share_normal:.1%} -> {self.share_abnormal:.1%} (z {self.z_share:+.1f}, "
+            f"p {self.p_share:.2g}), {self.stage_ms_normal:.2f} -> {self.stage_ms_abnormal:.2f} ms "
+            f"(p {self.p_stage_time:.2g})"
+        )
+        if self.resource_normal is not None and self.resource_abnormal is not None:
+            s += (
+                f"; {self.resource} {self.resource_normal:.4g} -> {self.resource_abnormal:.4g} "
+                f"(z log {self.z_log_resource:+.1f}, p {self.p_resource:.2g})"
+            )
+        return s
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    suspects: list[Suspect]
+    batches_normal: int
+    batches_abnormal: int
+    mean_ms_normal: float
+    mean_ms_abnormal: float
+    resources: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["suspects"] = [s.to_dict() for s in self.suspects]
+        return d
+
+
+def _shares(ev: Evidence, stages: list[str]) -> tuple[Floats, Floats]:
+    """(shares, wall ms) per batch x stage."""
+    wall = np.array([[b.stages[s].wall_ns if s in b.stages else 0 for s in stages] for b in ev.batches], dtype=float)
+    dur = np.array([max(b.duration_ns, 1) for b in ev.batches], dtype=float)
+    return wall / dur[:, None], wall / 1e6
+
+
+def _resources(ev: Evidence, names: list[str]) -> Floats:
+    """Each resource at each batch's midpoint, interpolated between samples (NaN where it was never read)."""
+    mid = np.array([b.start_ns + b.duration_ns / 2 for b in ev.batches], dtype=float)
+    out = np.full((len(mid), len(names)), np.nan)
+    for j, name in enumerate(names):
+        pts = [(s.ts_ns, s.values[name]) for s in ev.telemetry if name in s.values]
+        if pts:
+            ts, v = np.array(pts, dtype=float).T
+            out[:, j] = np.interp(mid, ts, v)
+    return out
+
+
+def _z(normal: Floats, abnormal: Floats) -> float:
+    sd = float(np.std(normal, ddof=1)) if len(normal) > 1 else 0.0
+    floor = max(1e-9, 0.01 * abs(float(np.mean(normal))))  # a constant normal side must not give z = inf
+    return (float(np.mean(abnormal)) - float(np.mean(normal))) / max(sd, floor)
+
+
+def diagnose(normal: Evidence, abnormal: Evidence, top: int = TOP) -> Diagnosis:
+    """The top `top` (stage, resource) suspects, one per stage, significant ones first, with their evidence."""
+    try:
+        from scipy import stats  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise UsageError(f"diagnosis needs SciPy: pip install 'prism-xpu[detect]' ({exc})") from None
+    for side, ev in (("normal", normal), ("abnormal", abnormal)):
+        if len(ev.batches) < MIN_BATCHES:
+            raise UsageError(f"the {side} side has {len(ev.batches)} batches; diagnosis needs at least {MIN_BATCHES}")
+    stages = sorted({s for ev in (normal, abnormal) for b in ev.batches for s in b.stages})
+    resources = sorted(
+        {k for ev in (normal, abnormal) for t in ev.telemetry for k in t.values}
+        & {k for t in normal.telemetry for k in t.values}
+        & {k for t in abnormal.telemetry for k in t.values}
+    )
+    beta_n, ms_n = _shares(normal, stages)
+    beta_a, ms_a = _shares(abnormal, stages)
+    mu_n, mu_a = _resources(normal, resources), _resources(abnormal, resources)
+    res_terms: list[tuple[str, float, float | None, float | None, float | None]] = [
+        (NO_RESOURCE, 0.0, None, None, None)
+    ]
+    for j, name in enumerate(resources):
+        a, b = mu_n[:, j], mu_a[:, j]
+        la, lb = np.log1p(np.maximum(a, 0)), np.log1p(np.maximum(b, 0))
+        p = float(stats.mannwhitneyu(a, b).pvalue) if np.ptp(np.r_[a, b]) > 0 else 1.0
+        res_terms.append((name, _z(la, lb), float(a.mean()), float(b.mean()), p))
+    suspects = []
+    for i, stage in enumerate(stages):
+        if ms_a[:, i].mean() <= ms_n[:, i].mean():
+            continue
+        d_beta = float(beta_a[:, i].mean() - beta_n[:, i].mean())
+        z_beta = _z(beta_n[:, i], beta_a[:, i])
+        p_beta = float(stats.ttest_ind(beta_n[:, i], beta_a[:, i], equal_var=False).pvalue)
+        p_beta = 1.0 if math.isnan(p_beta) else p_beta
+        log_n, log_a = np.log1p(ms_n[:, i]), np.log1p(ms_a[:, i])
+        p_time = float(stats.ttest_ind(log_n, log_a, equal_var=False).pvalue)
+        p_time = 1.0 if math.isnan(p_time) else p_time
+        for name, z_mu, rn, ra, p_mu in res_terms:
+            if name == NO_RESOURCE and len(res_terms) > 1:
+                continue
+            suspects.append(
+                Suspect(
+                    stage=stage,
+                    resource=name,
+                    score=abs(d_beta) * (abs(z_beta) + abs(z_mu)),
+                    significant=p_time < ALPHA,
+                    share_normal=float(beta_n[:, i].mean()),
+                    share_abnormal=float(beta_a[:, i].mean()),
+                    z_share=z_beta,
+                    p_share=p_beta,
+                    stage_ms_normal=float(ms_n[:, i].mean()),
+                    stage_ms_abnormal=float(ms_a[:, i].mean()),
+                    p_stage_time=p_time,
+                    resource_normal=rn,
+                    resource_abnormal=ra,
+                    z_log_resource=z_mu,
+                    p_resource=p_mu,
+                )
+            )
+    suspects.sort(key=lambda s: (not s.significant, -s.score))
+    # One pair per stage (its best-explaining resource), as LatencyPrism reports unique functions: three
+    # resources of the same stage would crowd out a second slowed stage.
+    best: dict[str, Suspect] = {}
+    for s in suspects:
+        best.setdefault(s.stage, s)
+    suspects = list(best.values())
+    return Diagnosis(
+        suspects=suspects[:top],
+        batches_normal=len(normal.batches),
+        batches_abnormal=len(abnormal.batches),
+        mean_ms_normal=float(np.mean([b.duration_ns for b in normal.batches]) / 1e6),
+        mean_ms_abnormal=float(np.mean([b.duration_ns for b in abnormal.batches]) / 1e6),
+        resources=resources,
+    )

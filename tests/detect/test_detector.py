@@ -1,0 +1,72 @@
+"""The online detector: alerts on slow batches only, warms up without a model, escalates, survives bad sinks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from prism_core.detect import ChartConfig, Detector, DetectorConfig, FunctionSink, LatencyModel
+from prism_core.detect.bench import decode_record, synthetic_decode_table
+from prism_core.models import Alert
+
+LAW = (20_000, 40, 0.02)  # the synthetic table's latency law: fixed + per sequence + per KV token
+
+
+def _normal_us(b: int, kv: float) -> float:
+    return LAW[0] + LAW[1] * b + LAW[2] * b * kv
+
+
+def _stream(n: int, slow_from: int | None = None, factor: float = 2.0, seed: int = 3) -> list:  # type: ignore[type-arg]
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        b, kv = int(rng.integers(1, 257)), float(rng.uniform(64, 4096))
+        noise = float(rng.lognormal(0, 0.02))  # the same 2% noise the training table has
+        us = _normal_us(b, kv) * noise * (factor if slow_from is not None and i >= slow_from else 1.0)
+        out.append(decode_record(b, kv, us, start_ns=i * 1_000_000))
+    return out
+
+
+def test_alerts_once_when_batches_slow_down() -> None:
+    got: list[Alert] = []
+    escalations: list[int] = []
+    det = Detector(LatencyModel.fit(synthetic_decode_table(4000)), [FunctionSink(got.append)])
+    det.on_escalate(lambda _a, n: escalations.append(n))
+    alerts = [a for r in _stream(300, slow_from=200) if (a := det.update(r)) is not None]
+    assert len(alerts) == 1 and got == alerts  # one excursion, one alert, and the sink got it
+    assert alerts[0].batch_start_ns >= 200 * 1_000_000  # never before the slowdown
+    assert alerts[0].score > alerts[0].threshold
+    assert escalations == [det.config.escalate_batches]
+    assert det.last is not None and det.last.alarm
+
+
+def test_prefill_batches_are_not_monitored_by_default() -> None:
+    det = Detector(LatencyModel.fit(synthetic_decode_table(2000)))
+    slow_prefill = decode_record(8, 512, 10_000_000).model_copy(update={"mode": "prefill"})
+    assert all(det.update(slow_prefill) is None for _ in range(20))
+    assert det.last is None
+
+
+def test_warm_up_learns_then_alerts() -> None:
+    cfg = DetectorConfig(warmup_batches=400, chart=ChartConfig(mode="window", window=5))
+    det = Detector(None, config=cfg)
+    assert not det.ready
+    for r in _stream(400, seed=5):
+        assert det.update(r) is None  # never alerts while learning
+    assert det.wait_ready(60), det.fit_error
+    alerts = [a for r in _stream(200, slow_from=100, factor=3.0, seed=6) if (a := det.update(r)) is not None]
+    assert len(alerts) == 1 and alerts[0].batch_start_ns >= 100 * 1_000_000
+
+
+def test_a_failing_sink_does_not_stop_the_others() -> None:
+    got: list[Alert] = []
+
+    def boom(_a: Alert) -> None:
+        raise RuntimeError("sink down")
+
+    det = Detector(
+        LatencyModel.fit(synthetic_decode_table(2000)),
+        [FunctionSink(boom, name="boom"), FunctionSink(got.append)],
+        DetectorConfig(chart=ChartConfig(mode="point")),
+    )
+    alerts = [a for r in _stream(50, slow_from=10, factor=3.0) if (a := det.update(r)) is not None]
+    assert alerts and got == alerts
