@@ -1,5 +1,25 @@
-"""Schedule: placement across devices, admission per device, and the serving simulator."""
+"""Schedule: placement across devices, admission per device, and the multi-model serving simulator."""
 
-from prism_core.schedule.policies import AdmissionPolicy, PlacementPolicy
+from prism_core.schedule.policies import (
+    AdmissionBudget,
+    AdmissionPolicy,
+    DeviceSlot,
+    ModelDemand,
+    ModelQueue,
+    PendingRequest,
+    Placement,
+    PlacementPolicy,
+    SharingMode,
+)
 
-__all__ = ["AdmissionPolicy", "PlacementPolicy"]
+__all__ = [
+    "AdmissionBudget",
+    "AdmissionPolicy",
+    "DeviceSlot",
+    "ModelDemand",
+    "ModelQueue",
+    "PendingRequest",
+    "Placement",
+    "PlacementPolicy",
+    "SharingMode",
+]
