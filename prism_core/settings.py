@@ -17,6 +17,10 @@ ENV_VARS: dict[str, str] = {
     "PRISM_DISABLE_PLUGIN_AUTOLOAD": "1: load only Prism's built-in plugins, no third-party entry points",
     "PRISM_TRACE_PLUGINS": "1: log every hook call and its result at DEBUG on the 'prism.plugins' logger",
     "PRISM_LOG_LEVEL": "DEBUG, INFO, WARNING (default) or ERROR",
+    "PRISM_EXPORT": "export specs for the `prism run` bootstrap (JSON list or comma-separated); set by prism run",
+    "PRISM_DEVICE": "device id capture times stages on (default: first real accelerator, else cpu:0)",
+    "PRISM_BROKER_DIR": "folder of the per-device memory-broker ledgers (default /dev/shm/prism)",
+    "PRISM_DATA_DIR": "folder of the request traces `prism simulate` and `prism demo` replay (default ../shared/data)",
 }
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

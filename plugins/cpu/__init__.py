@@ -5,11 +5,13 @@ from __future__ import annotations
 from prism_core import hookimpl
 from prism_core.capture import TelemetrySampler, TimingBackend
 from prism_core.faults import FaultInjector
+from prism_core.memory import VmmBackend
 from prism_core.models import Device
-from prism_plugins.cpu.faults import ComputeSqueeze
+from prism_plugins.cpu.faults import cpu_faults
 from prism_plugins.cpu.host import cpu_device
 from prism_plugins.cpu.telemetry import ProcTelemetry
 from prism_plugins.cpu.timing import CpuTimingBackend
+from prism_plugins.cpu.vmm import CpuVmm
 
 VENDOR = "cpu"
 
@@ -30,5 +32,10 @@ def prism_telemetry_sampler(device: Device) -> TelemetrySampler | None:
 
 
 @hookimpl
+def prism_vmm_backend(device: Device) -> VmmBackend | None:
+    return CpuVmm(device) if device.vendor == VENDOR else None
+
+
+@hookimpl
 def prism_fault_injectors() -> list[FaultInjector]:
-    return [ComputeSqueeze()]
+    return cpu_faults()

@@ -13,7 +13,18 @@ from prism_core.errors import UsageError
 from prism_core.settings import Settings
 
 # Sub-command modules, in the order `prism --help` lists them.
-COMMANDS = ("prism_core.cli.inventory",)
+COMMANDS = (
+    "prism_core.cli.inventory",
+    "prism_core.cli.run",
+    "prism_core.cli.top",
+    "prism_core.cli.demo",
+    "prism_core.cli.mem",
+    "prism_core.cli.bench",
+    "prism_core.cli.detect",
+    "prism_core.cli.diagnose",
+    "prism_core.cli.faults",
+    "prism_core.cli.simulate",
+)
 
 
 class _Parser(argparse.ArgumentParser):
