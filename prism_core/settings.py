@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from prism_core.errors import UsageError
 
@@ -24,6 +25,12 @@ ENV_VARS: dict[str, str] = {
 }
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def data_dir() -> Path:
+    """Where real request traces live: $PRISM_DATA_DIR, else ../shared/data beside the checkout."""
+    env = os.environ.get("PRISM_DATA_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def _names(value: str | None) -> frozenset[str] | None:

@@ -16,7 +16,6 @@ from prism_core.plugins import PluginHost
 from prism_core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture

@@ -17,14 +17,15 @@ from prism_core.cli.output import console
 from prism_core.errors import UsageError
 from prism_core.export import ExportSpec
 from prism_core.models import BatchRecord, Record, RequestRecord
-
-DEFAULT_TRACE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "azure_llm_2023_conv.csv"
+from prism_core.settings import data_dir
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="a real CPU engine on a replayed trace: live view and a report with plots")
     p.add_argument("--out", type=Path, help="report folder (default ./prism-report-DATE-TIME)")
-    p.add_argument("--trace", type=Path, default=DEFAULT_TRACE, help="Azure LLM trace CSV to replay")
+    p.add_argument(
+        "--trace", type=Path, default=data_dir() / "azure_llm_2023_conv.csv", help="Azure LLM trace CSV to replay"
+    )
     p.add_argument("--requests", type=int, default=64, help="requests to replay (default 64)")
     p.add_argument("--duration", type=float, default=20.0, help="seconds the arrivals are spread over (default 20)")
     p.add_argument("--model", choices=("auto", "tiny", "smollm2"), default="auto", help="auto: SmolLM2 if installed")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,21 +20,14 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-import prism_core
 from prism_core.errors import UsageError
+from prism_core.settings import data_dir
 
 TraceName = Literal["conv", "code", "both"]
 TRACE_FILES = {"code": "azure_llm_2023_code.csv", "conv": "azure_llm_2023_conv.csv"}
-DATA_ENV = "PRISM_DATA_DIR"
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
-
-
-def data_dir() -> Path:
-    """Where the traces live: $PRISM_DATA_DIR, else ../shared/data beside the checkout."""
-    env = os.environ.get(DATA_ENV)
-    return Path(env) if env else Path(prism_core.__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +70,7 @@ def _load_trace(path: Path) -> Trace:
                 except (ValueError, IndexError) as exc:
                     raise UsageError(f"trace {path} line {line} is malformed ({row!r}): {exc}") from exc
     except OSError as exc:
-        raise UsageError(f"cannot read trace {path}: {exc.strerror} (set {DATA_ENV} to the data folder)") from exc
+        raise UsageError(f"cannot read trace {path}: {exc.strerror} (set PRISM_DATA_DIR to the data folder)") from exc
     if not stamps:
         raise UsageError(f"trace {path} has no requests")
     t = np.asarray(stamps)

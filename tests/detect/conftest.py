@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-LATENCYPRISM = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "latencyprism"
+from prism_core.settings import data_dir
+
+LATENCYPRISM = data_dir() / "latencyprism"
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import prism_core
 from prism_core.errors import UsageError
 from prism_core.schedule.admission import FirstComeFirstServed, LeastSlack
 from prism_core.schedule.catalogue import BUILTIN
@@ -16,8 +15,9 @@ from prism_core.schedule.placement import PrismPlacement, SpaceNoElasticPlacemen
 from prism_core.schedule.scenario import Scenario, make_setup
 from prism_core.schedule.simulator import simulate
 from prism_core.schedule.workload import Trace, Workload, build_workload, load_trace, trace
+from prism_core.settings import data_dir
 
-DATA = Path(prism_core.__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = data_dir()
 POLICIES = [PrismPlacement(), StaticPlacement(), SpaceNoElasticPlacement(), TimeSharingPlacement()]
 
 
