@@ -113,10 +113,12 @@ def _fit_trees(x: Floats, y_log: Floats, params: dict[str, Any], seed: int) -> T
         import lightgbm
     except ImportError as exc:
         raise UsageError(f"fitting needs LightGBM: pip install 'prism-xpu[detect]' ({exc})") from None
+    # The native API, not LGBMRegressor: that wrapper needs scikit-learn, and gives the same trees.
     # One thread: OpenMP threads thrash when the engine shares the cores (2 threads took 10x longer here).
-    reg = lightgbm.LGBMRegressor(**params, random_state=seed, deterministic=True, n_jobs=1, verbose=-1)
-    reg.fit(x, y_log)
-    return TreeEnsemble.from_lightgbm(reg.booster_.dump_model())
+    native = {k: v for k, v in params.items() if k != "n_estimators"}
+    native.update(objective="regression", seed=seed, deterministic=True, num_threads=1, verbose=-1)
+    booster = lightgbm.train(native, lightgbm.Dataset(x, label=y_log), num_boost_round=params["n_estimators"])
+    return TreeEnsemble.from_lightgbm(booster.dump_model())
 
 
 def _folds(t: WorkloadTable, k: int, seed: int) -> tuple[str, npt.NDArray[np.int64]]:

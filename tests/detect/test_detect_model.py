@@ -43,12 +43,17 @@ def test_flat_trees_score_exactly_like_lightgbm() -> None:
 
     t = synthetic_decode_table(3000)
     x = table_features(t)
-    reg = lightgbm.LGBMRegressor(**DEFAULT_PARAMS, verbose=-1, n_jobs=1).fit(x, np.log(t.duration_us))
+    params = {k: v for k, v in DEFAULT_PARAMS.items() if k != "n_estimators"}
+    booster = lightgbm.train(
+        {**params, "objective": "regression", "verbose": -1, "num_threads": 1},
+        lightgbm.Dataset(x, label=np.log(t.duration_us)),
+        num_boost_round=DEFAULT_PARAMS["n_estimators"],
+    )
     from prism_core.detect.trees import TreeEnsemble
 
-    trees = TreeEnsemble.from_lightgbm(reg.booster_.dump_model())
-    np.testing.assert_allclose(trees.predict(x), reg.predict(x), rtol=1e-12)
-    assert trees.predict_one(x[7]) == pytest.approx(reg.predict(x[7:8])[0], rel=1e-12)
+    trees = TreeEnsemble.from_lightgbm(booster.dump_model())
+    np.testing.assert_allclose(trees.predict(x), booster.predict(x), rtol=1e-12)
+    assert trees.predict_one(x[7]) == pytest.approx(booster.predict(x[7:8])[0], rel=1e-12)
 
 
 def test_save_load_round_trip_and_version_check(tmp_path: Path) -> None:
