@@ -167,34 +167,28 @@ class PluginHost:
         by_plugin = {p.plugin: p for p in self.probes()}
         infos = []
         for name, plugin in self.pm.list_name_plugin():
-            origin = self._origins.get(name, _Origin(None, None, False))
-            hooks = sorted(hc.name for hc in self.pm.get_hookcallers(plugin) or [])
             probe = by_plugin.get(name)
             unavailable = probe.unavailable if probe else None
-            infos.append(
-                PluginInfo(
-                    name=name,
-                    distribution=origin.distribution,
-                    version=origin.version,
-                    builtin=origin.builtin,
-                    hooks=hooks,
-                    status="unavailable" if unavailable else "available",
-                    reason=str(unavailable) if unavailable else None,
-                )
-            )
-        for name, (origin, reason) in self._failed.items():
-            infos.append(
-                PluginInfo(
-                    name=name,
-                    distribution=origin.distribution,
-                    version=origin.version,
-                    builtin=origin.builtin,
-                    hooks=[],
-                    status="failed",
-                    reason=reason,
-                )
-            )
+            hooks = sorted(hc.name for hc in self.pm.get_hookcallers(plugin) or [])
+            status = "unavailable" if unavailable else "available"
+            infos.append(_info(name, self._origins.get(name), hooks, status, str(unavailable) if unavailable else None))
+        infos += [_info(name, origin, [], "failed", reason) for name, (origin, reason) in self._failed.items()]
         return sorted(infos, key=lambda i: (not i.builtin, i.name))
+
+
+def _info(name: str, origin: _Origin | None, hooks: list[str], status: str, reason: str | None) -> PluginInfo:
+    o = origin or _Origin(None, None, False)
+    return PluginInfo.model_validate(
+        {
+            "name": name,
+            "distribution": o.distribution,
+            "version": o.version,
+            "builtin": o.builtin,
+            "hooks": hooks,
+            "status": status,
+            "reason": reason,
+        }
+    )
 
 
 def _probe(impl: pluggy.HookImpl) -> VendorProbe | None:
