@@ -13,8 +13,9 @@ from prism_core.cli.output import console, print_json
 from prism_core.errors import UsageError
 from prism_core.plugins import host
 from prism_core.schedule.catalogue import BUILTIN, load_catalogue
-from prism_core.schedule.cost import CostModel, RooflineCost, load_profile
+from prism_core.schedule.cost import CostModel, RooflineCost
 from prism_core.schedule.policies import AdmissionPolicy, DeviceSlot, PlacementPolicy
+from prism_core.schedule.profile import load_profile
 from prism_core.schedule.results import PolicyResult
 from prism_core.schedule.scenario import Scenario, parse_devices
 from prism_core.schedule.search import Bench, devices_needed, load_at, placement_demands, sweep, time_placement
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--slo-scale", type=float, default=5.0, help="SLO = this x dedicated latency (default 5)")
     p.add_argument("--model-mix", metavar="A,B", help="catalogue model names to draw the N models from")
     p.add_argument("--catalogue", type=Path, metavar="JSON", help="model and device catalogue (default built-in)")
-    p.add_argument("--profile", type=Path, metavar="CSV", help="measured batch records instead of the roofline")
+    p.add_argument("--profile", type=Path, metavar="PATH", help="batch records (JSONL or CSV) instead of the roofline")
     p.add_argument("--cost-search", action="store_true", help="find devices_needed_for_99 for every policy")
     p.add_argument("--cost-target", type=float, default=0.99, metavar="F", help="cost search target (default 0.99)")
     p.add_argument("--max-devices", type=int, metavar="K", help="cost search upper bound (default 4 x models)")
@@ -45,6 +46,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--plot", type=Path, metavar="PNG", help="plot attainment against load for every policy")
     p.add_argument("--loads", metavar="X,Y", help=f"rate scales for --plot (default {DEFAULT_LOADS})")
     p.add_argument("--bench-placement", metavar="NxM", help="time placement of N models on M devices and exit")
+    p.add_argument("--validate-cpu", action="store_true", help="compare cost models with the tiny model on this CPU")
+    p.add_argument("--validate-batches", default="1,2,4,8,16", metavar="B,B", help="batch sizes for --validate-cpu")
+    p.add_argument("--validate-inputs", default="16,64,128,256,512", metavar="N,N", help="prompt lengths for it")
+    p.add_argument("--validate-new-tokens", type=int, default=8, metavar="K", help="tokens generated per prompt")
+    p.add_argument("--validate-records", type=Path, metavar="JSONL", help="keep the engine's batch records here")
     p.add_argument("--json", action="store_true", help="print JSON keyed by policy name")
     p.set_defaults(func=cmd_simulate)
 
@@ -100,7 +106,47 @@ def _bench(args: argparse.Namespace) -> Bench:
     return Bench(scenario, catalogue, cost)
 
 
+def _ints(arg: str, flag: str) -> list[int]:
+    values = _floats(arg, flag)
+    if any(v != int(v) for v in values):
+        raise UsageError(f"{flag} {arg!r}: expected whole numbers")
+    return [int(v) for v in values]
+
+
+def _validate_cpu(args: argparse.Namespace) -> int:
+    from prism_core.schedule.validation import validate_cpu
+
+    batches = _ints(args.validate_batches, "--validate-batches")
+    inputs = _ints(args.validate_inputs, "--validate-inputs")
+    report = validate_cpu(batches, inputs, args.validate_new_tokens, args.validate_records)
+    if args.json:
+        print_json(report)
+        return 0
+    d = report["device"]
+    console.print(
+        f"device (measured): {d['bandwidth_Bps'] / 1e9:.1f} GB/s copy, {d['flops'] / 1e9:.0f} GFLOP/s fp32 matmul; "
+        f"{report['iterations']['train']} iterations fitted, {report['iterations']['held_out']} held out"
+    )
+    table = Table("cost model", "mode", "MAPE", "median APE", "within 25%", "predicted / measured")
+    labels = {"roofline": "roofline (this run)", "roofline_cpu-1core": "roofline (cpu-1core)", "profile": "profile"}
+    rows = [(label, mode, e) for key, label in labels.items() for mode, e in report[key]["error"].items()]
+    rows.append(("noise floor", "decode", report["repeatability"]))
+    for name, mode, e in rows:
+        table.add_row(
+            name,
+            mode,
+            f"{e['mape']:.1%}",
+            f"{e['median_ape']:.1%}",
+            f"{e['within_25pct']:.0%}",
+            f"{e['median_ratio']:.2f}",
+        )
+    console.print(table)
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
+    if args.validate_cpu:
+        return _validate_cpu(args)
     policies = _policies(args)
     bench = _bench(args)
     if args.bench_placement:

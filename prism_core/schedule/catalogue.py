@@ -11,6 +11,14 @@ x KV heads x head dim x 2 bytes):
   Tensor Core GPU datasheet. A100 SXM4 80GB / 40GB: 2,039 / 1,555 GB/s, 312 TFLOP/s dense BF16, PCIe Gen4
   x16 (32 GB/s each way): NVIDIA A100 datasheet. L4: 24 GB GDDR6, 300 GB/s, 121 TFLOP/s dense BF16, PCIe Gen4
   x16: NVIDIA L4 datasheet. "80GB" parts expose 80 GiB; we use GiB for all of them.
+- cpu-1core: one core of this project's 2-core build machine (Intel Xeon, 24 GiB), MEASURED, not from a
+  datasheet: `OPENBLAS_NUM_THREADS=1 python -c "from prism_core.schedule.validation.cpu_spec import *;
+  print(copy_bandwidth_Bps(repeats=30), matmul_flops(n=2048, repeats=8))"` gave 22.2 GB/s (256 MiB numpy copy,
+  read + write, best of 30) and 145.5 GFLOP/s (fp32 matmul, best of 8) on 2026-11-21, load average 3.4 (the
+  machine is shared, so the best run is the ceiling). Weights already sit in host memory: loading is a copy.
+  `prism simulate --validate-cpu` measures these again each run. Its model is `tiny-random-llama`, the
+  transformers plugin's 4.5 M-parameter fp32 Llama (plugins/frameworks/transformers/tiny.py: 4 layers, width
+  256, 2 KV heads of 64).
 """
 
 from __future__ import annotations
@@ -74,7 +82,7 @@ class DeviceSpec(Frozen):
     name: str = Field(min_length=1)
     memory_bytes: int = Field(gt=0)
     bandwidth_Bps: float = Field(gt=0, description="memory bandwidth, bytes/s")
-    flops: float = Field(gt=0, description="dense BF16 FLOP/s")
+    flops: float = Field(gt=0, description="dense FLOP/s in the serving dtype (BF16 on accelerators)")
     h2d_Bps: float = Field(gt=0, description="host-to-device bandwidth each way, bytes/s (weight loading)")
 
     def scaled(self, share: float) -> DeviceSpec:
@@ -142,12 +150,16 @@ BUILTIN = Catalogue(
         _llama("llama-3.1-8b", 8.03e9, 32, 4096, 8, 128),
         _llama("llama-2-13b", 13.0e9, 40, 5120, 40, 128),
         _llama("llama-3.1-70b", 70.6e9, 80, 8192, 8, 128, tp=2),
+        ModelSpec(
+            name="tiny-random-llama", params=4_458_752, layers=4, hidden=256, kv_bytes_per_token=4096, dtype_bytes=4
+        ),
     ],
     devices=[
         DeviceSpec(name="h100", memory_bytes=80 * GiB, bandwidth_Bps=3.35e12, flops=989e12, h2d_Bps=64e9),
         DeviceSpec(name="a100-80gb", memory_bytes=80 * GiB, bandwidth_Bps=2.039e12, flops=312e12, h2d_Bps=32e9),
         DeviceSpec(name="a100-40gb", memory_bytes=40 * GiB, bandwidth_Bps=1.555e12, flops=312e12, h2d_Bps=32e9),
         DeviceSpec(name="l4", memory_bytes=24 * GiB, bandwidth_Bps=300e9, flops=121e12, h2d_Bps=32e9),
+        DeviceSpec(name="cpu-1core", memory_bytes=24 * GiB, bandwidth_Bps=22.2e9, flops=145.5e9, h2d_Bps=22.2e9),
     ],
     # Small models dominate multi-model fleets (the Prism prototype served 1B-8B models); 13B adds weight.
     default_mix=["llama-3.2-1b", "llama-3.2-3b", "llama-3.1-8b", "llama-3.1-8b", "llama-2-7b", "llama-2-13b"],

@@ -3,21 +3,18 @@
 Two models of it. `RooflineCost` (the default) is a roofline: a step reads the weights and the batch's KV
 cache from memory and does 2 FLOPs per parameter per token plus attention, and takes the longer of the two,
 plus a fixed per-step overhead; decode is therefore bandwidth-bound and prefill compute-bound. `ProfileCost`
-replaces it with a linear fit to measured batch records (`prism simulate --profile CSV`, columns in
-docs/simulate.md). The activation model (time to make an idle model resident) lives here too.
+(profile.py) replaces it with a linear fit to measured batch records (`prism simulate --profile PATH`). The
+activation model (time to make an idle model resident) lives here too.
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from prism_core.errors import UsageError
 from prism_core.schedule.catalogue import DeviceSpec, ModelSpec
 
 FloatArray = npt.NDArray[np.float64]
@@ -95,84 +92,3 @@ class RooflineCost:
 
     def activation_s(self, model: ModelSpec, device: DeviceSpec) -> float:
         return model.weight_bytes / (device.h2d_Bps * self.h2d_efficiency) + self.warm_start_s
-
-
-@dataclass(frozen=True, slots=True)
-class _LinearStep:
-    base_s: float
-    per_prefill_s: float
-    per_decode_s: float
-    per_kv_s: float
-
-    def step_s(self, prefill_tokens: int, prefill_sq: float, decode_reqs: int, kv_tokens: int) -> float:
-        return (
-            self.base_s
-            + self.per_prefill_s * prefill_tokens
-            + self.per_decode_s * decode_reqs
-            + self.per_kv_s * kv_tokens
-        )
-
-    def decode_run_s(self, decode_reqs: int, kv_tokens: int, steps: int) -> FloatArray:
-        kv = kv_tokens + decode_reqs * np.arange(steps, dtype=np.float64)
-        out: FloatArray = self.base_s + self.per_decode_s * decode_reqs + self.per_kv_s * kv
-        return out
-
-
-PROFILE_COLUMNS = ("duration_ns", "prefill_tokens", "decode_tokens", "kv_tokens")
-
-
-@dataclass(slots=True)
-class ProfileCost:
-    """Step cost fitted to measured batch records: duration = base + a*prefill + b*decode + c*kv (all >= 0).
-
-    A profile describes one model on one device, so every simulated model uses the same fit; activation keeps
-    the roofline's weight-loading model. `mape` is the fit's mean absolute percentage error on its own rows.
-    """
-
-    step: _LinearStep
-    rows: int
-    mape: float
-    name: str = "profile"
-
-    def for_model(self, model: ModelSpec, device: DeviceSpec) -> StepCost:
-        return self.step
-
-    def activation_s(self, model: ModelSpec, device: DeviceSpec) -> float:
-        return RooflineCost().activation_s(model, device)
-
-
-def load_profile(path: Path) -> ProfileCost:
-    """Fit a `ProfileCost` to a CSV of batch records (BatchRecord field names; extra columns are ignored)."""
-    try:
-        with path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in PROFILE_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise UsageError(f"profile {path} lacks column(s) {', '.join(missing)} (needs {PROFILE_COLUMNS})")
-            rows = [[float(r[c]) for c in PROFILE_COLUMNS] for r in reader]
-    except OSError as exc:
-        raise UsageError(f"cannot read profile {path}: {exc.strerror}") from exc
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"profile {path} has a non-numeric value: {exc}") from exc
-    data = np.asarray(rows, dtype=np.float64)
-    if len(data) < 4:
-        raise UsageError(f"profile {path} has {len(data)} rows; at least 4 batch records are needed for a fit")
-    y = data[:, 0] / 1e9
-    if (y <= 0).any() or (data[:, 1:] < 0).any():
-        raise UsageError(f"profile {path} has a non-positive duration or a negative token count")
-    x = np.column_stack([np.ones(len(data)), data[:, 1:]])
-    coef = _nonnegative_lstsq(x, y)
-    mape = float(np.mean(np.abs(x @ coef - y) / y))
-    return ProfileCost(step=_LinearStep(*(float(c) for c in coef)), rows=len(data), mape=mape)
-
-
-def _nonnegative_lstsq(x: FloatArray, y: FloatArray) -> FloatArray:
-    """Least squares with every coefficient >= 0: drop the most negative column and refit until none is."""
-    keep = list(range(x.shape[1]))
-    while True:
-        sol, *_ = np.linalg.lstsq(x[:, keep], y, rcond=None)
-        if (sol >= 0).all():
-            coef = np.zeros(x.shape[1])
-            coef[keep] = sol
-            return coef
-        del keep[int(np.argmin(sol))]

@@ -6,80 +6,29 @@ interleaves the co-located models' iterations, so it lasts the sum of their iter
 the same bandwidth and compute). Runs of identical decode steps are taken in one go (`_decode_run`), up to the
 next event that could change the batch: an arrival, a request finishing, the KV budget, an activation.
 
-KV memory is counted in pages: a request holds ceil(tokens / 16) blocks, a model holds ceil(blocks / blocks per
-page) pages of `ModelSpec.page_bytes`. "elastic" memory is one pool (device memory minus resident weights)
-shared by the models; "fixed" gives each model a quota. When a step needs a block the budget lacks, the most
-recently admitted request is preempted and recomputed later (vLLM's default).
+KV memory (pages, the broker's budget) lives in kvmemory.py, time sharing (activation, deactivation) in
+lifecycle.py, per-model state in slots.py. When a step needs a block the budget lacks, the most recently
+admitted request is preempted and recomputed later (vLLM's default).
 """
 
 from __future__ import annotations
 
-import heapq
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from prism_core.schedule.catalogue import KV_BLOCK_TOKENS, DeviceSpec, ModelSpec
-from prism_core.schedule.cost import CostModel, StepCost
-from prism_core.schedule.policies import AdmissionPolicy, ModelQueue, PendingRequest, SharingMode
+from prism_core.schedule.cost import CostModel
+from prism_core.schedule.kvmemory import Budget, growth
+from prism_core.schedule.lifecycle import Lifecycle
+from prism_core.schedule.policies import AdmissionPolicy, SharingMode
 from prism_core.schedule.simstate import Arrivals, Recorder, SimRequest
+from prism_core.schedule.slots import ACTIVATING, ACTIVE, INACTIVE, Slot
 
-INACTIVE, ACTIVATING, ACTIVE = 0, 1, 2
-MAX_BATCH = 256  # running requests per model, as engines cap their batch
-MAX_PREFILL_TOKENS = 8192  # prompt tokens a model may admit per round (its queue cap; more waits)
 PREFILL_CHUNK = 512  # chunked prefill: prompt tokens per model per step (vLLM v0 default token budget)
-QUANTUM_S = 5.0  # time sharing: how long a model keeps the device while others wait
 
 
-class _Queue(ModelQueue):
-    __slots__ = ("heap",)
-
-    def __init__(self) -> None:
-        self.heap: list[tuple[float, int, SimRequest]] = []
-
-    def push(self, req: PendingRequest) -> None:
-        if not isinstance(req, SimRequest):
-            raise TypeError("the simulator's queues hold the requests it handed out")
-        heapq.heappush(self.heap, (req.priority, req.rid, req))
-
-    def peek(self) -> PendingRequest | None:
-        return self.heap[0][2] if self.heap else None
-
-    def pop(self) -> PendingRequest:
-        return heapq.heappop(self.heap)[2]
-
-    def __len__(self) -> int:
-        return len(self.heap)
-
-
-@dataclass(slots=True, eq=False)
-class Slot:
-    """One model on this executor."""
-
-    index: int
-    spec: ModelSpec
-    cost: StepCost
-    activation_s: float
-    min_kv_bytes: int
-    quota_bytes: float = math.inf
-    state: int = INACTIVE
-    ready_at: float = 0.0
-    last_busy: float = 0.0
-    active_since: float = 0.0
-    draining: bool = False
-    queue: _Queue = field(default_factory=_Queue)
-    running: list[SimRequest] = field(default_factory=list)
-    blocks: int = 0
-    pages: int = 0
-    step_prefill: int = 0
-
-    @property
-    def idle(self) -> bool:
-        return not self.running and not self.queue
-
-
-class Executor:
+class Executor(Lifecycle):
     """Runs its models' steps; `run_until(t)` advances its own clock past `t` (or until it has nothing to do)."""
 
     def __init__(
@@ -200,130 +149,6 @@ class Executor:
                 req.priority = self.admission.priority(req)
                 slot.queue.push(req)
 
-    # Time sharing ---------------------------------------------------------------------------------------
-
-    def _lifecycle(self) -> None:
-        for slot in self.slots.values():
-            if slot.state == ACTIVATING and slot.ready_at <= self.clock:
-                slot.state = ACTIVE
-                slot.active_since = self.clock
-        if self.mode.max_active == 1:
-            self._time_share()
-        elif self.mode.memory == "elastic":
-            self._on_demand()
-
-    def _on_demand(self) -> None:
-        timeout = self.mode.idle_timeout_s
-        if timeout is not None:
-            for slot in self.slots.values():
-                if slot.state == ACTIVE and slot.idle and self.clock - slot.last_busy > timeout:
-                    self._set_state(slot, INACTIVE)
-        for slot in self.slots.values():
-            if slot.draining and not slot.running:
-                slot.draining = False
-                self._set_state(slot, INACTIVE)
-        waiting = [s for s in self.slots.values() if s.state == INACTIVE and s.queue]
-        for slot in sorted(waiting, key=lambda s: s.queue.heap[0][0]):
-            if self._balloon(slot.spec.weight_bytes + slot.min_kv_bytes):
-                self._activate(slot)
-            elif self.clock - slot.queue.heap[0][2].arrival_s > QUANTUM_S:
-                self._yield_device()
-
-    def _yield_device(self) -> None:
-        """A model has waited a quantum for memory that busy models hold: the longest-resident busy model stops
-        admitting and is deactivated once its running requests finish (time sharing among busy models)."""
-        if any(s.draining for s in self.slots.values()):
-            return
-        resident = [s for s in self.slots.values() if s.state == ACTIVE and self.clock - s.active_since > QUANTUM_S]
-        if resident:
-            min(resident, key=lambda s: s.active_since).draining = True
-
-    def _balloon(self, need: float, just_one: bool = False) -> bool:
-        """Deactivate idle resident models, least recently busy first, until `need` bytes are free.
-
-        With just_one, deactivate at most one and say whether one was.
-        """
-        if self.mode.max_active is not None or self.mode.memory != "elastic":
-            return self._free_bytes() >= need
-        for victim in sorted((s for s in self.slots.values() if s.state == ACTIVE and s.idle), key=_lru):
-            if self._free_bytes() >= need:
-                break
-            self._set_state(victim, INACTIVE)
-            if just_one:
-                return True
-        return self._free_bytes() >= need
-
-    def _time_share(self) -> None:
-        current = next((s for s in self.slots.values() if s.state != INACTIVE), None)
-        others = [s for s in self.slots.values() if s is not current and s.queue]
-        if current is not None:
-            if not others:
-                current.draining = False
-                return
-            if current.state == ACTIVE and not current.draining and self.clock - current.active_since > QUANTUM_S:
-                current.draining = True
-            if not (current.idle or (current.draining and not current.running)):
-                return
-            current.draining = False
-            self._set_state(current, INACTIVE)
-        if others:
-            self._activate(min(others, key=lambda s: s.queue.heap[0][0]))
-
-    def _activate(self, slot: Slot) -> None:
-        self._set_state(slot, ACTIVATING)
-        slot.ready_at = self.clock + slot.activation_s
-        self.rec.activations += 1
-
-    def _set_state(self, slot: Slot, state: int) -> None:
-        was = slot.state != INACTIVE
-        now = state != INACTIVE
-        self.weights += slot.spec.weight_bytes * (now - was)
-        slot.state = state
-        if state == ACTIVE:
-            slot.active_since = self.clock
-
-    def _resident_count(self) -> int:
-        return sum(1 for s in self.slots.values() if s.state != INACTIVE)
-
-    # Memory ---------------------------------------------------------------------------------------------
-
-    def _free_bytes(self) -> float:
-        return self.spec.memory_bytes - self.weights - self.kv_used
-
-    def _can_ever_fit(self, slot: Slot, tokens: int) -> bool:
-        pages = math.ceil(math.ceil(tokens / KV_BLOCK_TOKENS) / slot.spec.blocks_per_page)
-        limit = min(slot.quota_bytes, self.spec.memory_bytes - slot.spec.weight_bytes)
-        return pages * slot.spec.page_bytes <= limit
-
-    def _fits(self, slot: Slot, extra_blocks: int, spare_pages: int = 0) -> bool:
-        pages = -(-(slot.blocks + extra_blocks) // slot.spec.blocks_per_page)
-        extra = (pages - slot.pages) * slot.spec.page_bytes
-        if (pages + spare_pages) * slot.spec.page_bytes > slot.quota_bytes:
-            return False
-        if slot.quota_bytes < math.inf:
-            return True
-        spare = spare_pages * slot.spec.page_bytes + sum(s.spec.page_bytes for s in self.slots.values() if s.running)
-        return extra + spare <= self._free_bytes() if spare_pages else extra <= 0 or self._free_bytes() >= extra
-
-    def _room_to_start(self, slot: Slot, blocks: int) -> bool:
-        """Admission keeps one spare page per busy model (and one for this one), so the batch can grow a step."""
-        return self._fits(slot, blocks, spare_pages=1)
-
-    def _fits_all(self, growth: dict[Slot, int]) -> bool:
-        extra_total = 0
-        for slot, blocks in growth.items():
-            pages = -(-(slot.blocks + blocks) // slot.spec.blocks_per_page)
-            if pages * slot.spec.page_bytes > slot.quota_bytes:
-                return False
-            extra_total += (pages - slot.pages) * slot.spec.page_bytes
-        return extra_total <= self._free_bytes()
-
-    def _set_blocks(self, slot: Slot, blocks: int) -> None:
-        pages = -(-blocks // slot.spec.blocks_per_page)
-        self.kv_used += (pages - slot.pages) * slot.spec.page_bytes
-        slot.blocks = blocks
-        slot.pages = pages
-
     def _preempt(self, slot: Slot, req: SimRequest, requeue: bool) -> None:
         slot.running.remove(req)
         self._set_blocks(slot, slot.blocks - req.blocks)
@@ -357,7 +182,7 @@ class Executor:
             return
         for slot in self.slots.values():
             slot.step_prefill = 0
-        for pending in self.admission.admit(queues, _Budget(self)):
+        for pending in self.admission.admit(queues, Budget(self)):
             req = pending if isinstance(pending, SimRequest) else None
             if req is None:
                 raise TypeError(f"admission policy {self.admission.name!r} returned a request it was not given")
@@ -419,7 +244,7 @@ class Executor:
             k_max = max(1, min(k_max, int((stop - self.clock) / first) + 1))
         k = self._kv_bound(ctx, k_max)
         if k == 0:
-            short = next((s for s, c in ctx.items() if not self._fits(s, _growth(c, 1))), busy[0])
+            short = next((s for s, c in ctx.items() if not self._fits(s, growth(c, 1))), busy[0])
             self._preempt_for(short)
             return
         times = sum(s.cost.decode_run_s(len(c), int(c.sum()), k) for s, c in ctx.items())
@@ -428,7 +253,7 @@ class Executor:
             k = min(k, int(np.searchsorted(cum, stop - self.clock)) + 1)
         self._advance(float(cum[k - 1]))
         for slot, c in ctx.items():
-            self._set_blocks(slot, slot.blocks + _growth(c, k))
+            self._set_blocks(slot, slot.blocks + growth(c, k))
             done = []
             for r in slot.running:
                 r.ctx += k
@@ -440,12 +265,12 @@ class Executor:
 
     def _kv_bound(self, ctx: dict[Slot, np.ndarray], k_max: int) -> int:
         """The most decode steps (<= k_max) whose new KV blocks the budget can take."""
-        if self._fits_all({s: _growth(c, k_max) for s, c in ctx.items()}):
+        if self._fits_all({s: growth(c, k_max) for s, c in ctx.items()}):
             return k_max
         lo, hi = 0, k_max  # fits(lo), not fits(hi)
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if self._fits_all({s: _growth(c, mid) for s, c in ctx.items()}):
+            if self._fits_all({s: growth(c, mid) for s, c in ctx.items()}):
                 lo = mid
             else:
                 hi = mid
@@ -464,39 +289,3 @@ class Executor:
             slot.running.remove(r)
             self.rec.finish(r, self.clock)
         self._set_blocks(slot, sum(r.blocks for r in slot.running))
-
-
-def _growth(ctx: np.ndarray, steps: int) -> int:
-    """New KV blocks a batch with these context lengths needs for `steps` more tokens each."""
-    after = -(-(ctx + steps) // KV_BLOCK_TOKENS)
-    before = -(-ctx // KV_BLOCK_TOKENS)
-    return int((after - before).sum())
-
-
-def _lru(slot: Slot) -> float:
-    return slot.last_busy
-
-
-class _Budget:
-    """The simulator's model of the memory broker, as admission sees it for one round."""
-
-    __slots__ = ("ex", "now_s")
-
-    def __init__(self, ex: Executor) -> None:
-        self.ex = ex
-        self.now_s = ex.clock
-
-    def try_admit(self, request: PendingRequest) -> bool:
-        slot = self.ex.slots[request.model]
-        if slot.state != ACTIVE or slot.draining or len(slot.running) >= MAX_BATCH:
-            return False
-        if slot.step_prefill and slot.step_prefill + request.prompt_tokens > MAX_PREFILL_TOKENS:
-            return False
-        blocks = -(-request.prompt_tokens // KV_BLOCK_TOKENS)
-        if not self.ex._room_to_start(slot, blocks):
-            return False
-        self.ex._set_blocks(slot, slot.blocks + blocks)
-        if isinstance(request, SimRequest):
-            request.blocks = blocks
-        slot.step_prefill += request.prompt_tokens
-        return True

@@ -94,3 +94,41 @@ def test_subprocess_unknown_policy_exits_2(prism_cmd: list[str]) -> None:
     proc = subprocess.run([*prism_cmd, "simulate", "--policy", "nope"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("prism: error: unknown policy 'nope'") and proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [("--validate-batches", "0,2", "positive"), ("--validate-inputs", "2,16", "prompt lengths >= 4")],
+)
+def test_bad_validation_grid_is_exit_2_before_any_engine_runs(
+    capsys: pytest.CaptureFixture[str], flag: str, value: str, says: str
+) -> None:
+    assert main(["simulate", "--validate-cpu", flag, value]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_profile_from_a_jsonl_export_drives_the_simulation(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = []
+    for p, d, kv in [(512, 0, 512), (256, 0, 256), (0, 8, 808), (0, 4, 304), (128, 2, 228), (0, 1, 11)]:
+        rec = {
+            "kind": "batch",
+            "schema_version": 1,
+            "start_ns": 0,
+            "duration_ns": int(1e6 * (3 + 0.02 * p + d)),
+            "mode": "decode" if d else "prefill",
+            "batch_size": max(d, 1),
+            "prefill_tokens": p,
+            "decode_tokens": d,
+            "kv_tokens": kv,
+            "model": "tiny",
+            "engine": "transformers",
+            "device": "cpu:0",
+            "pid": 1,
+        }
+        lines.append(json.dumps(rec))
+    (tmp_path / "records.jsonl").write_text("\n".join(lines) + "\n")
+    code = main([*SMALL, "--profile", str(tmp_path / "records.jsonl"), "--json"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["prism"]["finished"] > 0

@@ -10,7 +10,6 @@ from prism_core.hookspecs import hookimpl
 from prism_core.plugins import PluginHost
 from prism_core.schedule import DeviceSlot, ModelDemand, PendingRequest, Placement, SharingMode
 from prism_core.schedule.admission import LATE, FirstComeFirstServed, LeastSlack
-from prism_core.schedule.executor import _Queue
 from prism_core.schedule.placement import (
     PrismPlacement,
     SpaceNoElasticPlacement,
@@ -19,6 +18,7 @@ from prism_core.schedule.placement import (
     kvpr_place,
 )
 from prism_core.schedule.simstate import SimRequest
+from prism_core.schedule.slots import SlotQueue
 
 GB = 2**30
 
@@ -135,11 +135,11 @@ class _TakeAll:
         return True
 
 
-def _queues(policy: LeastSlack | FirstComeFirstServed, reqs: list[SimRequest]) -> dict[int, _Queue]:
-    queues: dict[int, _Queue] = {}
+def _queues(policy: LeastSlack | FirstComeFirstServed, reqs: list[SimRequest]) -> dict[int, SlotQueue]:
+    queues: dict[int, SlotQueue] = {}
     for r in reqs:
         r.priority = policy.priority(r)
-        queues.setdefault(r.model, _Queue()).push(r)
+        queues.setdefault(r.model, SlotQueue()).push(r)
     return queues
 
 

@@ -10,7 +10,7 @@ import pytest
 from prism_core.errors import UsageError
 from prism_core.schedule.admission import FirstComeFirstServed, LeastSlack
 from prism_core.schedule.catalogue import BUILTIN
-from prism_core.schedule.cost import RooflineCost, load_profile
+from prism_core.schedule.cost import RooflineCost
 from prism_core.schedule.placement import PrismPlacement, SpaceNoElasticPlacement, StaticPlacement, TimeSharingPlacement
 from prism_core.schedule.scenario import Scenario, make_setup
 from prism_core.schedule.simulator import simulate
@@ -82,23 +82,6 @@ def test_roofline_decode_is_bandwidth_bound_and_prefill_compute_bound() -> None:
     assert cost.step_s(4096, 4096.0**2, 0, 0) > 4 * cost.step_s(512, 512.0**2, 0, 0)  # prefill scales with tokens
     run = cost.decode_run_s(8, 800, 5)
     assert run[0] == pytest.approx(cost.step_s(0, 0.0, 8, 800)) and (np.diff(run) > 0).all()
-
-
-def test_profile_replaces_the_roofline(tmp_path: Path) -> None:
-    rows = ["duration_ns,prefill_tokens,decode_tokens,kv_tokens,model"]
-    for p, d, kv in [(0, 8, 800), (0, 4, 300), (512, 0, 0), (128, 2, 100), (0, 1, 10), (256, 4, 400)]:
-        rows.append(f"{int(1e6 * (2 + 0.01 * p + 0.1 * d + 0.001 * kv))},{p},{d},{kv},tiny")
-    path = tmp_path / "profile.csv"
-    path.write_text("\n".join(rows) + "\n")
-    prof = load_profile(path)
-    assert prof.mape < 1e-6 and prof.rows == 6
-    step = prof.for_model(BUILTIN.model("llama-3.1-8b"), BUILTIN.device("h100"))
-    assert step.step_s(100, 0.0, 2, 50) == pytest.approx(1e-3 * (2 + 1 + 0.2 + 0.05))
-    r = simulate(setup_for(synthetic(n=50), 1), PrismPlacement(), LeastSlack())
-    assert r.finished == 50
-    path.write_text("duration_ns,prefill_tokens\n1,2\n")
-    with pytest.raises(UsageError, match="lacks column"):
-        load_profile(path)
 
 
 def test_trace_files_empty_or_malformed_are_usage_errors(tmp_path: Path) -> None:
