@@ -8,10 +8,10 @@ cuMemCreate on a map) lives in prism_core.memory.HandlePool, shared by every bac
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-from prism_core.memory import RangeBook, VmmError
+from prism_core.memory import VmmError
+from prism_core.memory.driver import DriverVmm
 from prism_core.models import Device, Unavailable
 from prism_core.vendor import import_vendor, vendor_call
 
@@ -19,15 +19,11 @@ VENDOR = "nvidia"
 HINT = "install the extra: pip install 'prism-xpu[nvidia]'"
 
 
-class CudaVmm:
+class CudaVmm(DriverVmm):
     """VmmBackend over cuMemAddressReserve / cuMemCreate / cuMemMap / cuMemSetAccess and friends."""
 
-    host_accessible = False
-
     def __init__(self, device: Device, driver: Any) -> None:
-        self.device = device
-        self._d = driver
-        d = driver
+        self._d = d = driver
         self._call("cuInit", d.cuInit(0))
         (dev,) = self._call("cuDeviceGet", d.cuDeviceGet(device.index))
         (self._ctx,) = self._call("cuDevicePrimaryCtxRetain", d.cuDevicePrimaryCtxRetain(dev))
@@ -46,108 +42,57 @@ class CudaVmm:
         self._access = [access]
         flag = d.CUmemAllocationGranularity_flags.CU_MEM_ALLOC_GRANULARITY_MINIMUM
         (gran,) = self._call("cuMemGetAllocationGranularity", d.cuMemGetAllocationGranularity(prop, flag))
-        self.granularity = int(gran)
-        self._book = RangeBook(self.granularity)
-        self._objects: dict[int, Any] = {}  # int handle -> the driver's handle object
-        self._lock = threading.Lock()
-        self._closed = False
+        self._fd_kind = d.CUmemAllocationHandleType.CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR
+        super().__init__(device, int(gran))
 
     def _call(self, name: str, result: Any) -> tuple[Any, ...]:
         """cuda-python returns (CUresult, *values); anything but success is a VmmError naming the call."""
         err, *values = result if isinstance(result, tuple) else (result,)
         if err != self._d.CUresult.CUDA_SUCCESS:
-            raise VmmError(f"{name} failed on {self.device.id}: {getattr(err, 'name', err)}")
+            where = getattr(getattr(self, "device", None), "id", "the device")
+            raise VmmError(f"{name} failed on {where}: {getattr(err, 'name', err)}")
         return tuple(values)
 
     def _ptr(self, addr: int) -> Any:
         return self._d.CUdeviceptr(addr)
 
-    def reserve(self, size: int) -> int:
-        with self._lock:
-            self._book.aligned("size", size)
-            (ptr,) = self._call("cuMemAddressReserve", self._d.cuMemAddressReserve(size, self.granularity, 0, 0))
-            addr = int(ptr)
-            self._book.add_reservation(addr, size)
-            return addr
+    def _reserve(self, size: int) -> int:
+        (ptr,) = self._call("cuMemAddressReserve", self._d.cuMemAddressReserve(size, self.granularity, 0, 0))
+        return int(ptr)
 
-    def free(self, addr: int, size: int) -> None:
-        with self._lock:
-            self._book.check_free(addr, size)
-            self._call("cuMemAddressFree", self._d.cuMemAddressFree(self._ptr(addr), size))
-            self._book.remove_reservation(addr)
+    def _free(self, addr: int, size: int) -> None:
+        self._call("cuMemAddressFree", self._d.cuMemAddressFree(self._ptr(addr), size))
 
-    def create(self, size: int) -> int:
-        with self._lock:
-            self._book.check_create(size)
-            (obj,) = self._call("cuMemCreate", self._d.cuMemCreate(size, self._prop, 0))
-            return self._adopt(obj, size)
+    def _create(self, size: int) -> Any:
+        return self._call("cuMemCreate", self._d.cuMemCreate(size, self._prop, 0))[0]
 
-    def _adopt(self, obj: Any, size: int) -> int:
-        handle = int(obj)
-        self._objects[handle] = obj
-        self._book.handles[handle] = size
-        return handle
+    def _release(self, obj: Any) -> None:
+        self._call("cuMemRelease", self._d.cuMemRelease(obj))
 
-    def release(self, handle: int) -> None:
-        with self._lock:
-            self._book.size_of(handle)
-            self._call("cuMemRelease", self._d.cuMemRelease(self._objects[handle]))
-            del self._book.handles[handle], self._objects[handle]
+    def _map(self, addr: int, size: int, obj: Any) -> None:
+        d = self._d
+        self._call("cuMemMap", d.cuMemMap(self._ptr(addr), size, 0, obj, 0))
+        try:
+            self._call("cuMemSetAccess", d.cuMemSetAccess(self._ptr(addr), size, self._access, 1))
+        except VmmError:
+            d.cuMemUnmap(self._ptr(addr), size)
+            raise
 
-    def map(self, addr: int, size: int, handle: int) -> None:
-        with self._lock:
-            self._book.check_map(addr, size, handle)
-            d = self._d
-            self._call("cuMemMap", d.cuMemMap(self._ptr(addr), size, 0, self._objects[handle], 0))
-            try:
-                self._call("cuMemSetAccess", d.cuMemSetAccess(self._ptr(addr), size, self._access, 1))
-            except VmmError:
-                d.cuMemUnmap(self._ptr(addr), size)
-                raise
-            self._book.add_mapping(addr, size, handle)
+    def _unmap(self, addr: int, size: int) -> None:
+        self._call("cuMemUnmap", self._d.cuMemUnmap(self._ptr(addr), size))
 
-    def unmap(self, addr: int, size: int) -> None:
-        with self._lock:
-            starts = self._book.covered(addr, size)
-            self._call("cuMemUnmap", self._d.cuMemUnmap(self._ptr(addr), size))
-            for start in starts:
-                self._book.remove_mapping(start)
+    def _export(self, obj: Any) -> int:
+        fd = self._call("cuMemExportToShareableHandle", self._d.cuMemExportToShareableHandle(obj, self._fd_kind, 0))
+        return int(fd[0])
 
-    def export(self, handle: int) -> int:
-        with self._lock:
-            self._book.size_of(handle)
-            kind = self._d.CUmemAllocationHandleType.CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR
-            (fd,) = self._call(
-                "cuMemExportToShareableHandle", self._d.cuMemExportToShareableHandle(self._objects[handle], kind, 0)
-            )
-            return int(fd)
+    def _import(self, shareable: int) -> Any:
+        d = self._d
+        return self._call("cuMemImportFromShareableHandle", d.cuMemImportFromShareableHandle(shareable, self._fd_kind))[
+            0
+        ]
 
-    def import_(self, shareable: int) -> int:
-        with self._lock:
-            kind = self._d.CUmemAllocationHandleType.CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR
-            (obj,) = self._call(
-                "cuMemImportFromShareableHandle", self._d.cuMemImportFromShareableHandle(shareable, kind)
-            )
-            # The driver does not say an imported allocation's size; pages here are one granule or the pool's
-            # page size, which the importer passes to map and which map checks against this.
-            return self._adopt(obj, self.granularity)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            d, book = self._d, self._book
-            for addr, (size, _) in list(book.mappings.items()):
-                d.cuMemUnmap(self._ptr(addr), size)
-                book.remove_mapping(addr)
-            for handle in list(book.handles):
-                d.cuMemRelease(self._objects.pop(handle))
-                del book.handles[handle]
-            for addr, size in list(book.reservations.items()):
-                d.cuMemAddressFree(self._ptr(addr), size)
-                book.remove_reservation(addr)
-            d.cuDevicePrimaryCtxRelease(self._dev)
+    def _shutdown(self) -> None:
+        self._d.cuDevicePrimaryCtxRelease(self._dev)
 
 
 def cuda_vmm(device: Device) -> CudaVmm | Unavailable:

@@ -9,7 +9,9 @@ pages back promptly when an idle model is asked to.
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,7 @@ import numpy as np
 from prism_core.errors import UsageError
 from prism_core.memory.blocks import BlockTable, IdArray
 from prism_core.memory.broker import Broker, Member
+from prism_core.memory.broker.mailbox import donate
 from prism_core.memory.pages import PageMapper
 from prism_core.memory.report import KvUsage
 from prism_core.memory.results import CannotSchedule
@@ -46,6 +49,7 @@ class ElasticKVCache:
         acquire_timeout_s: float = 0.2,
         background: bool = True,
         tick_s: float = 0.005,
+        donate: bool = True,
     ) -> None:
         if num_blocks < 1:
             raise UsageError(f"num_blocks must be >= 1, got {num_blocks}")
@@ -62,6 +66,7 @@ class ElasticKVCache:
         self.max_reserved_pages = max_reserved
         self.acquire_timeout_s = acquire_timeout_s
         self.tick_s = tick_s
+        self.donate = donate
         self.table = BlockTable(num_blocks, spec.block_bytes, page_size)
         region = self.table.num_pages * page_size
         base = backend.reserve(region * spec.buffers)
@@ -94,9 +99,11 @@ class ElasticKVCache:
         min_bytes: int = 0,
         max_bytes: int | None = None,
         priority: int = 0,
+        broker_dir: Path | None = None,
         **options: Any,
     ) -> ElasticKVCache:
-        """A cache on `device` through its plugin's VMM backend, registered with the device's broker."""
+        """A cache on `device` through its plugin's VMM backend, registered with the device's broker (whose
+        ledger lives in `broker_dir`, default $PRISM_BROKER_DIR)."""
         from prism_core.plugins import host
 
         h = host()
@@ -104,7 +111,7 @@ class ElasticKVCache:
         backend = h.vmm_backend(dev)
         if backend is None:
             raise UsageError(f"no plugin offers a VMM backend for {device} (see `prism plugins`)")
-        broker = Broker.for_device(dev)
+        broker = Broker.for_device(dev, broker_dir)
         try:
             member = broker.register(name, min_bytes=min_bytes, max_bytes=max_bytes, priority=priority)
         except BaseException:
@@ -238,6 +245,8 @@ class ElasticKVCache:
                 return answer
         pages = self.table.unmapped_pages(k)
         before = self.pages.held_bytes
+        if need:  # granted bytes that another model may have donated its pages for
+            self._adopt(k * self.spec.buffers - self.pages.handles.spare)
         try:
             self.pages.map(pages.tolist())
         except VmmError as exc:
@@ -272,9 +281,40 @@ class ElasticKVCache:
         asked = -(-max(0, excess - spare_bytes) // self.pages.page_bytes)
         self._give_back(min(max(asked, beyond_reserve), empty), shed_all=True)
 
+    def _adopt(self, want: int) -> None:
+        """Take up to `want` handles other models donated (as spares, used by the next map); close the rest."""
+        mailbox = self.member.mailbox if self.member is not None else None
+        if mailbox is not None:
+            self.pages.handles.adopt(mailbox.drain(self.backend, self.pages.page_size, max(want, 0)))
+
+    def _donee(self) -> tuple[int, int] | None:
+        if not self.donate or self.member is None or not getattr(self.backend, "export_is_fd", True):
+            return None
+        return self.member.donee() if self.member.reclaim_requested() else None
+
     def _give_back(self, pages: int, shed_all: bool) -> int:
         before = self.pages.held_bytes
         victims = self.table.empty_pages()[::-1][:pages]  # highest ids first: the low ones stay dense
+        donee = self._donee()
+        if donee is not None and self.member is not None:
+            # Hand the pages over before giving their bytes back: the waiter maps them, and this process
+            # unmaps its side afterwards, off the waiter's critical path.
+            self.table.drop_pages(victims)
+            handles, ranges = self.pages.detach(victims.tolist())
+            handles += self.pages.handles.take_spare() if shed_all else []
+            fds = [self.backend.export(h) for h in handles]
+            try:
+                sent = donate(self.member.where, *donee, self.pages.page_size, fds)
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            if not sent:  # nobody took them: free the memory before its budget goes back, as usual
+                self.pages.drop(handles, ranges)
+            given = before - self.pages.held_bytes
+            self.member.release(given)
+            if sent:
+                self.pages.drop(handles, ranges)
+            return given
         if victims.size:
             self.table.drop_pages(victims)
             self.pages.unmap(victims.tolist())
@@ -287,6 +327,9 @@ class ElasticKVCache:
 
     def _top_up(self) -> None:
         short = self.min_reserved_pages - len(self.table.empty_pages())
+        # Never past the reservation: asking the broker every tick for a page that has nowhere to go would
+        # cost the engine two ledger transactions per tick.
+        short = min(short, self.table.unmapped_pages(short).size) if short > 0 else 0
         if short <= 0 or (self.member is not None and self.member.reclaim_requested()):
             return
         for _ in range(short):
@@ -297,5 +340,6 @@ class ElasticKVCache:
         # Polling the ledger's reclaim field is a lock-free 8-byte read: an idle model answers within a tick.
         while not self._stop.wait(self.tick_s):
             with self._lock:
+                self._adopt(0)  # donations that came after a grant was met otherwise: free them now
                 self._settle()
                 self._top_up()

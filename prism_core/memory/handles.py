@@ -45,6 +45,16 @@ class HandlePool:
         for h in handles[room:]:
             self.backend.release(h)
 
+    def adopt(self, handles: list[int]) -> None:
+        """Add handles that came from elsewhere (donated by another process) as spares, beyond `keep` if
+        need be: the next `take` uses them first."""
+        self._spare.extend(handles)
+
+    def take_spare(self) -> list[int]:
+        """Every spare handle, now the caller's."""
+        out, self._spare = self._spare, []
+        return out
+
     def fill(self, count: int) -> int:
         """Pre-create handles up to `count` spares (never above `keep`); returns how many were created."""
         want = max(0, min(count, self.keep) - len(self._spare))

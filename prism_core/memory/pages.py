@@ -73,6 +73,24 @@ class PageMapper:
             finally:
                 self.handles.give(handles)
 
+    def detach(self, pages: Iterable[int]) -> tuple[list[int], list[tuple[int, int]]]:
+        """Forget page ids without unmapping them yet: (their handles, their ranges), for the caller to donate
+        the handles and then `drop` both."""
+        handles: list[int] = []
+        ranges: list[tuple[int, int]] = []
+        for p in pages:
+            handles += self._mapped.pop(p)
+            ranges += [(a, self.page_size) for a in self.addresses(p)]
+        return handles, ranges
+
+    def drop(self, handles: list[int], ranges: list[tuple[int, int]]) -> None:
+        """Unmap detached ranges and release their handles (and any others given)."""
+        try:
+            unmap_all(self.backend, ranges)
+        finally:
+            for h in handles:
+                self.backend.release(h)
+
     def close(self) -> None:
         self.unmap(list(self._mapped))
         self.handles.shed(self.handles.spare)

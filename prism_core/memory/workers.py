@@ -16,6 +16,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from prism_core.memory.broker import Broker
 from prism_core.memory.cache import ElasticKVCache
 from prism_core.memory.results import CannotSchedule
@@ -82,6 +84,19 @@ def _serve(config: ModelConfig, conn: Connection) -> None:
                 for addr in cache.pages.addresses(page):
                     ctypes.memset(addr, 1, cache.pages.page_size)
             conn.send(("ok", 0, 0.0))
+        elif cmd == "fault":  # write one byte per OS page of every mapped page: the cost of first use
+            t0 = time.perf_counter()
+            step = os.sysconf("SC_PAGE_SIZE")
+            for page in cache.pages.mapped_ids():
+                for addr in cache.pages.addresses(page):
+                    raw = (ctypes.c_uint8 * cache.pages.page_size).from_address(addr)
+                    np.ctypeslib.as_array(raw)[::step] = 2
+            conn.send(("ok", 0, time.perf_counter() - t0))
+        elif cmd == "peek":  # first byte of every mapped page id's first buffer: whose memory is this?
+            first = {
+                p: ctypes.c_uint8.from_address(cache.pages.addresses(p)[0]).value for p in cache.pages.mapped_ids()
+            }
+            conn.send(("ok", first, 0.0))
         elif cmd == "trim":
             conn.send(("ok", cache.trim(), 0.0))
         elif cmd == "usage":

@@ -96,6 +96,24 @@ def test_high_priority_reclaims_from_an_idle_low_priority_model(ledger_dir: Path
     assert_consistent(ledger_dir, procs)
 
 
+@pytest.mark.parametrize("donate", [True, False])
+def test_reclaimed_pages_move_between_processes(ledger_dir: Path, procs: list[ModelProcess], donate: bool) -> None:
+    """The idle model hands its (written) pages to the waiting one instead of freeing them, unless told not to."""
+    low = start(procs, ledger_dir, "low", priority=0, options={"max_reserved_pages": 64, "donate": donate})
+    high = start(procs, ledger_dir, "high", priority=5)
+    assert low.alloc(6 * PER_PAGE)[0] == "ok"
+    low.call("touch")  # every byte of low's pages is 1
+    low.free()
+    assert high.alloc(5 * PER_PAGE)[0] == "ok"
+    first = high.call("peek")[1]
+    new = [first[p] for p in sorted(first) if p != 0]  # page 0 holds high's null block: its own fresh page
+    assert len(new) == 5 and new == ([1] * 5 if donate else [0] * 5)
+    assert_consistent(ledger_dir, procs)
+    high.free()
+    high.call("trim")
+    assert_consistent(ledger_dir, procs)
+
+
 def test_live_kv_is_kept_and_mins_are_guaranteed(ledger_dir: Path, procs: list[ModelProcess]) -> None:
     low = start(procs, ledger_dir, "low", priority=0, min_bytes=2 * PAGE_ID)
     high = start(procs, ledger_dir, "high", priority=5, options={"max_reserved_pages": 64})

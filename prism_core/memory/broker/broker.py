@@ -9,12 +9,14 @@ min, whatever the priorities. Pages of a process that died return at the next le
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
 
 from prism_core.errors import UsageError
 from prism_core.memory.broker.ledger import ACTIVE, FREE, Ledger, Slot, Table, ledger_path, process_start_time
+from prism_core.memory.broker.mailbox import Mailbox
 from prism_core.memory.report import LedgerInfo, ShareInfo
 from prism_core.memory.results import CannotSchedule, Grant
 from prism_core.models import Device
@@ -133,6 +135,24 @@ class Member:
         self.index = index
         self.name = name
         self._closed = False
+        self.where = str(broker.ledger.path)
+        self.mailbox: Mailbox | None = None  # opened when the model first waits for others to give back
+
+    def _open_mailbox(self) -> None:
+        if self.mailbox is None:
+            with contextlib.suppress(OSError):  # no abstract Unix sockets: given-back pages are freed, made anew
+                self.mailbox = Mailbox(self.where, self.index)
+
+    def donee(self) -> tuple[int, int] | None:
+        """(slot, pid) of the model waiting for pages that should get this model's, or None: the
+        highest-priority waiter (a lock-free snapshot is enough: a stale answer only costs a fresh page)."""
+        waiting = [
+            s for s in self.broker.ledger.snapshot()[2] if s.state == ACTIVE and s.waiting and s.index != self.index
+        ]
+        if not waiting:
+            return None
+        best = max(waiting, key=lambda s: s.priority)
+        return best.index, best.pid
 
     def acquire(self, nbytes: int, *, reclaim: bool = True, timeout_s: float = 0.2) -> Grant | CannotSchedule:
         """Take `nbytes` of the device budget. With `reclaim`, ask lower-priority models to give back and wait
@@ -192,6 +212,7 @@ class Member:
                 if more > 0:
                     t.update(s.index, reclaim=s.reclaim + more)
                     ask -= more
+            self._open_mailbox()  # before the ledger says we wait: donors look for it then
             t.update(self.index, waiting=nbytes)
             return None
 
@@ -216,6 +237,8 @@ class Member:
         if self._closed:
             return
         self._closed = True
+        if self.mailbox is not None:
+            self.mailbox.close()
         with self.broker.ledger.transaction() as t:
             s = t.slots[self.index]
             if s.state == ACTIVE and s.pid == os.getpid():
