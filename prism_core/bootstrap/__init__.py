@@ -73,9 +73,20 @@ def _ensure_session() -> CaptureSession:
     with _lock:
         if _session is None:
             _quiet_otel_exporters()
-            session = CaptureSession.from_specs(specs_from_env())
+            from prism_core.bootstrap.detect import ENV_STAGE_FAULTS, attach_from_env
+            from prism_core.settings import _flag
+
+            stage_faults = _flag(ENV_STAGE_FAULTS, os.environ.get(ENV_STAGE_FAULTS))
+            session = CaptureSession.from_specs(specs_from_env(), stage_faults=stage_faults)
             atexit.register(session.close)
             _session = session
+            try:
+                online = attach_from_env(session)
+            except Exception as exc:  # capture goes on without detection
+                warn(f"anomaly detection disabled: {type(exc).__name__}: {exc}")
+                online = None
+            if online is not None:
+                atexit.register(online.close)  # atexit runs last-in first-out: before session.close
         return _session
 
 

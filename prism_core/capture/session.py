@@ -14,9 +14,11 @@ from prism_core.capture.adapters import FrameworkAdapter
 from prism_core.capture.buffer import DEFAULT_CAPACITY, EventRing
 from prism_core.capture.collector import BatchConsumer, Collector
 from prism_core.capture.recorder import RingRecorder
+from prism_core.capture.stages import StageRecorder
 from prism_core.capture.timing import TimingBackend
 from prism_core.errors import UsageError
 from prism_core.export import Exporter, ExportSpec
+from prism_core.faults.stage_delay import DelayingRecorder
 from prism_core.models import Device, Unavailable
 from prism_core.plugins import PluginHost, host
 
@@ -48,6 +50,7 @@ class CaptureSession:
         timing: TimingBackend | None = None,
         capacity: int = DEFAULT_CAPACITY,
         interval_s: float = 0.05,
+        stage_faults: bool = False,
     ) -> None:
         self.host = plugin_host or host()
         if timing is None:
@@ -57,7 +60,10 @@ class CaptureSession:
                 raise UsageError(f"no plugin gives a timing backend for {device.id}")
         self.timing = timing
         self.ring = EventRing(capacity)
-        self.recorder = RingRecorder(self.ring, timing)
+        ring_recorder = RingRecorder(self.ring, timing)
+        # Stage faults (cpu.stage_delay) need a recorder that can sleep inside a stage; it costs one more call per
+        # event, so it is only put in front when asked for (`prism dataset make`, `prism demo`, PRISM_STAGE_FAULTS).
+        self.recorder: StageRecorder = DelayingRecorder(ring_recorder) if stage_faults else ring_recorder
         self.collector = Collector(self.ring, timing, exporters, interval_s=interval_s)
         self.installed: list[FrameworkAdapter] = []
         self.skipped: dict[str, Unavailable] = {}

@@ -38,6 +38,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev.add_argument("--window", type=int, default=10, help="W, batches in the rolling mean (default 10)")
     ev.add_argument("--k", type=float, default=3.0, help="threshold = min(mu + k sigma, theta_max); default 3")
     ev.add_argument("--theta-max", type=float, default=0.5, help="cap on the learnt threshold (default 0.5)")
+    ev.add_argument("--theta-min", type=float, default=0.15, help="floor under the learnt threshold (default 0.15)")
     ev.add_argument("--modes", default="decode", help="forward modes to monitor, comma-separated (default decode)")
     ev.add_argument("--json", action="store_true", help="print JSON")
     ev.set_defaults(func=cmd_eval)
@@ -53,7 +54,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if out is not None and not out.parent.is_dir():
         raise UsageError(f"folder {out.parent} for --model does not exist")
     table = read_table(args.records, args.format)
+    skipped = 0
+    if table.label is not None:  # a labelled set: the model learns normal latency, so only from label 0
+        skipped = int(table.label.sum())
+        table = table.take(table.label == 0)
+        if not len(table):
+            raise UsageError(f"{args.records}: every row is labelled abnormal; nothing normal to fit on")
     model, report = fit_with_report(table, seed=args.seed)
+    report["abnormal_rows_skipped"] = skipped
     if out is not None:
         model.save(out)
         report["model"] = str(out)
@@ -71,7 +79,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    chart = chart_config(args.mode, args.window, args.k, args.theta_max)
+    chart = chart_config(args.mode, args.window, args.k, args.theta_max, theta_min=args.theta_min)
     modes = frozenset(m.strip() for m in args.modes.split(",") if m.strip())
     if not modes or not modes <= {"prefill", "decode", "mixed"}:
         raise UsageError(f"--modes must name prefill, decode and/or mixed, got {args.modes!r}")

@@ -1,4 +1,4 @@
-"""`prism run [--export SPEC]... -- CMD...`: run a program with capture installed at import time.
+"""`prism run [--export SPEC]... [--detect ...] -- CMD...`: run a program with capture installed at import time.
 
 Bad specs are refused before the program starts (one line, exit 2). An OTLP endpoint that does not answer is
 one warning line; the program still runs. Then this process becomes the program (exec), so its exit code,
@@ -32,6 +32,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="SPEC",
         help="otlp | otlp+grpc://HOST:PORT | otlp+http://HOST:PORT | jsonl:PATH | chrome:PATH | console (repeatable)",
     )
+    p.add_argument("--detect", action="store_true", help="run the anomaly detector on every batch (alerts, diagnosis)")
+    p.add_argument("--model", metavar="M.json", help="with --detect: a fitted latency model (default: learn at start)")
+    p.add_argument(
+        "--alert-sink", action="append", default=[], metavar="NAME", help="with --detect: log (default) | webhook:URL"
+    )
+    p.add_argument("--warmup", type=int, metavar="N", help="with --detect, no --model: batches to learn from (1000)")
+    p.add_argument("--escalate", type=int, metavar="N", help="with --detect: batches per alert window (default 50)")
+    p.add_argument("--alerts-out", metavar="DIR", help="with --detect: folder of alert windows (prism-alerts)")
+    p.add_argument(
+        "--stage-faults", action="store_true", help="let cpu.stage_delay act inside the program (testing only)"
+    )
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the program and its arguments")
     p.set_defaults(func=cmd_run)
 
@@ -59,8 +70,39 @@ def unreachable(spec: ExportSpec) -> str | None:
     return None
 
 
-def child_env(specs: list[ExportSpec], base: dict[str, str] | None = None) -> dict[str, str]:
+def detect_env(args: argparse.Namespace) -> dict[str, str]:
+    """PRISM_DETECT* variables for the child, checked here (a bad model or sink fails before the program runs)."""
+    from prism_core.bootstrap.detect import (
+        ENV_ESCALATE,
+        ENV_MODEL,
+        ENV_OUT,
+        ENV_SINKS,
+        ENV_STAGE_FAULTS,
+        ENV_WARMUP,
+        detect_settings,
+    )
+
+    env = {ENV_STAGE_FAULTS: "1"} if args.stage_faults else {}
+    if not args.detect:
+        if args.model or args.alert_sink or args.warmup or args.escalate or args.alerts_out:
+            raise UsageError("--model, --alert-sink, --warmup, --escalate and --alerts-out need --detect")
+        return env
+    given = {
+        ENV_MODEL: args.model,
+        ENV_SINKS: ",".join(args.alert_sink) or None,
+        ENV_WARMUP: None if args.warmup is None else str(args.warmup),
+        ENV_ESCALATE: None if args.escalate is None else str(args.escalate),
+        ENV_OUT: args.alerts_out,
+    }
+    settings = detect_settings({k: v for k, v in given.items() if v is not None}, host())
+    return {**env, **settings.env()}
+
+
+def child_env(
+    specs: list[ExportSpec], base: dict[str, str] | None = None, extra: dict[str, str] | None = None
+) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
+    env.update(extra or {})
     path = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(SITE_DIR) + (os.pathsep + path if path else "")
     env[ENV_EXPORT] = json.dumps([str(s) for s in specs])
@@ -74,6 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not command:
         raise UsageError("nothing to run: prism run [--export SPEC]... -- CMD [ARGS...]")
     specs = check_specs(args.export)
+    extra = detect_env(args)
     for spec in specs:
         why = unreachable(spec)
         if why:
@@ -87,4 +130,4 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 127
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(program, command, child_env(specs))
+    os.execve(program, command, child_env(specs, extra=extra))

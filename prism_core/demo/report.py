@@ -1,15 +1,20 @@
-"""The demo's report: per-stage breakdown plot (PNG), summary JSON; the JSONL and Chrome trace come from export."""
+"""The demo's report: per-stage breakdown plot and control chart (PNGs), summary JSON; the JSONL and Chrome trace
+come from export."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from prism_core.capture.stages import CANONICAL_STAGES
-from prism_core.models import BatchRecord, RequestRecord
+from prism_core.models import Alert, BatchRecord, RequestRecord
+
+if TYPE_CHECKING:
+    from prism_core.detect.detector import Observation
 
 
 def summary(batches: list[BatchRecord], requests: list[RequestRecord]) -> dict[str, Any]:
@@ -85,3 +90,46 @@ def write_report(
     (folder / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
     plot(batches, folder / "stages.png")
     return data
+
+
+def plot_control_chart(
+    history: Sequence[Observation],
+    path: Path,
+    *,
+    fault: tuple[int, int] | None = None,
+    alerts: Sequence[Alert] = (),
+    title: str = "",
+) -> None:
+    """Top: each monitored batch's latency and the workload's prediction. Bottom: the chart statistic against
+    its threshold, alerts marked. The fault's window (onset, end in wall-clock ns) is shaded on both."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(13, 6.4), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    t0 = history[0].batch_start_ns if history else 0
+
+    def sec(ns: int) -> float:
+        return (ns - t0) / 1e9
+
+    x = np.array([sec(o.batch_start_ns) for o in history])
+    top.plot(x, [o.duration_us / 1e3 for o in history], ".", ms=3, color="tab:blue", label="batch latency")
+    top.plot(x, [o.predicted_us / 1e3 for o in history], "-", lw=1, color="tab:orange", label="workload prediction")
+    top.set_yscale("log")
+    top.set_ylabel("decode batch ms")
+    bottom.plot(x, [o.stat for o in history], "-", lw=1, color="tab:purple", label="chart statistic")
+    bottom.plot(x, [o.threshold for o in history], "--", lw=1, color="tab:red", label="threshold")
+    for a in alerts:
+        bottom.axvline(sec(a.batch_start_ns), color="tab:red", lw=0.8, alpha=0.6)
+    if fault is not None:
+        for ax in (top, bottom):
+            ax.axvspan(sec(fault[0]), sec(fault[1]), color="tab:gray", alpha=0.2, label="fault on")
+    bottom.set_ylabel("mean positive relative error")
+    bottom.set_xlabel("seconds since the detector started scoring")
+    top.set_title(title or f"{len(history)} decode batches scored, {len(alerts)} alert(s)")
+    top.legend(fontsize=8, loc="upper left")
+    bottom.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -20,6 +20,10 @@ class ChartConfig(Frozen):
     window: int = Field(10, ge=1, le=100)
     k: float = Field(3.0, gt=0)
     theta_max: float = Field(0.5, gt=0)
+    # A floor under the learnt threshold: a warm-up on a quiet stretch learns a tiny sigma, and then the ordinary
+    # swings of a shared CPU host (other tenants, frequency) alarm all the time. 0.15 is LatencyPrism's own fixed
+    # threshold; with it, `prism run --detect` on the tiny engine alerted on the fault instead of on noise.
+    theta_min: float = Field(0.15, ge=0)
     fixed_threshold: float | None = Field(None, gt=0, description="a set threshold instead of the learnt one")
 
     @property
@@ -27,13 +31,15 @@ class ChartConfig(Frozen):
         return 1 if self.mode == "point" else self.window
 
     def threshold(self, mu: float, sigma: float) -> float:
-        """`min(mu + k * sigma, theta_max)`, or the fixed threshold when one is set."""
+        """`min(max(mu + k * sigma, theta_min), theta_max)`, or the fixed threshold when one is set."""
         if self.fixed_threshold is not None:
             return self.fixed_threshold
-        return min(mu + self.k * sigma, self.theta_max)
+        return min(max(mu + self.k * sigma, self.theta_min), self.theta_max)
 
 
-def chart_config(mode: str, window: int, k: float, theta_max: float, fixed: float | None = None) -> ChartConfig:
+def chart_config(
+    mode: str, window: int, k: float, theta_max: float, fixed: float | None = None, theta_min: float = 0.15
+) -> ChartConfig:
     """Build from CLI values, turning a bad value into a one-line UsageError."""
     if mode not in ("point", "window"):
         raise UsageError(f"chart mode must be point or window, got {mode!r}")
@@ -41,7 +47,9 @@ def chart_config(mode: str, window: int, k: float, theta_max: float, fixed: floa
         raise UsageError(f"--window must be in 1..100, got {window}")
     if k <= 0 or theta_max <= 0 or (fixed is not None and fixed <= 0):
         raise UsageError("--k, --theta-max and a fixed threshold must be positive")
-    return ChartConfig(mode=mode, window=window, k=k, theta_max=theta_max, fixed_threshold=fixed)
+    if not 0 <= theta_min <= theta_max:
+        raise UsageError(f"--theta-min must be in [0, --theta-max], got {theta_min}")
+    return ChartConfig(mode=mode, window=window, k=k, theta_max=theta_max, theta_min=theta_min, fixed_threshold=fixed)
 
 
 class ControlChart:

@@ -68,6 +68,7 @@ class Detector:
         self.deep_capture_left = 0
         self._escalate: list[EscalateFn] = []
         self._alarmed = False
+        self._alarm_batches = 0  # monitored batches since this excursion's latest alert
         self._warmup: list[BatchRecord] = []
         self._fitting: threading.Thread | None = None
         self._ready = threading.Event()
@@ -110,9 +111,14 @@ class Detector:
         if not alarm:
             self._alarmed = False
             return None
-        if self._alarmed:  # one alert per excursion; the chart re-arms when the statistic comes back down
+        # One alert per excursion; the chart re-arms when the statistic comes back down. An excursion that
+        # outlasts its escalation window alerts again: a new fault that starts while the chart is already up
+        # (on a noisy host, say) then gets its own alert, window and diagnosis instead of hiding in the old one.
+        self._alarm_batches += 1
+        if self._alarmed and self._alarm_batches <= self.config.escalate_batches:
             return None
         self._alarmed = True
+        self._alarm_batches = 0
         return self._raise(record, y, y_hat, stat, chart.threshold)
 
     def _raise(self, record: BatchRecord, y: float, y_hat: float, stat: float, threshold: float) -> Alert:

@@ -8,6 +8,7 @@ Feed it every batch (`observe`) and telemetry sample (`observe_telemetry`); hook
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 
 from prism_core.diagnose.evidence import evidence_of
@@ -23,6 +24,7 @@ class WindowDiagnoser:
         self.before, self.after = before, after
         self._history: deque[BatchRecord] = deque(maxlen=before)
         self._telemetry: deque[TelemetrySample] = deque(maxlen=telemetry)
+        self._lock = threading.Lock()  # telemetry may arrive from a sampler thread while a diagnosis reads it
         self._normal: list[BatchRecord] | None = None
         self._abnormal: list[BatchRecord] = []
         self.last: Diagnosis | None = None
@@ -33,7 +35,8 @@ class WindowDiagnoser:
             self._abnormal = []
 
     def observe_telemetry(self, sample: TelemetrySample) -> None:
-        self._telemetry.append(sample)
+        with self._lock:
+            self._telemetry.append(sample)
 
     def observe(self, record: BatchRecord) -> Diagnosis | None:
         if self._normal is None:
@@ -43,8 +46,10 @@ class WindowDiagnoser:
         if len(self._abnormal) < self.after:
             return None
         normal, abnormal, self._normal = self._normal, self._abnormal, None
+        with self._lock:
+            telemetry = list(self._telemetry)
         try:
-            self.last = diagnose(evidence_of(normal, self._telemetry), evidence_of(abnormal, self._telemetry))
+            self.last = diagnose(evidence_of(normal, telemetry), evidence_of(abnormal, telemetry))
         except UsageError as exc:  # too few batches before the alert, say: report, keep detecting
             log.warning("diagnosis after alert skipped: %s", exc)
             return None

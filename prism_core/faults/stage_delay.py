@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 from prism_core.capture.stages import StageRecorder
+from prism_core.capture.workload import LazyRequests, LazyWorkload
 
 _delays: dict[str, float] = {}
 _lock = threading.Lock()
@@ -44,7 +44,12 @@ def stage_delays() -> dict[str, float]:
 
 
 class DelayingRecorder:
-    """A StageRecorder that sleeps for the registered delay before ending a stage, then forwards everything."""
+    """A StageRecorder that sleeps for the registered delay before ending a stage, then forwards everything.
+
+    Every method is spelt out (no `__getattr__`): this sits on the engine's hot path.
+    """
+
+    __slots__ = ("inner",)
 
     def __init__(self, inner: StageRecorder) -> None:
         self.inner = inner
@@ -58,6 +63,11 @@ class DelayingRecorder:
             time.sleep(delay)
         self.inner.end(stage)
 
-    def __getattr__(self, name: str) -> Any:
-        # iteration_begin/iteration_end/requests_done and any later StageRecorder method pass straight through.
-        return getattr(self.inner, name)
+    def iteration_begin(self) -> None:
+        self.inner.iteration_begin()
+
+    def iteration_end(self, workload: LazyWorkload) -> None:
+        self.inner.iteration_end(workload)
+
+    def requests_done(self, requests: LazyRequests) -> None:
+        self.inner.requests_done(requests)

@@ -26,6 +26,9 @@ class FaultEvent(Frozen):
     def covers(self, ts_ns: int) -> bool:
         return self.onset_ns <= ts_ns < self.end_ns
 
+    def overlaps(self, start_ns: int, end_ns: int) -> bool:
+        return start_ns < self.end_ns and self.onset_ns < end_ns
+
 
 class FaultTimeline:
     """Appends one JSON line per finished fault; each line is written with one call, whole or not at all."""
@@ -45,6 +48,8 @@ class FaultTimeline:
         return [FaultEvent.model_validate_json(line) for line in lines if line.strip()]
 
 
-def label_at(events: list[FaultEvent], ts_ns: int) -> int:
-    """1 if any fault was active at `ts_ns` (a batch's start), else 0."""
-    return int(any(e.covers(ts_ns) for e in events))
+def label_at(events: list[FaultEvent], ts_ns: int, end_ns: int | None = None) -> int:
+    """1 if any fault was active at `ts_ns` or, given the batch's end, at any time in [ts_ns, end_ns), else 0."""
+    if end_ns is None:
+        return int(any(e.covers(ts_ns) for e in events))
+    return int(any(e.overlaps(ts_ns, end_ns) for e in events))

@@ -29,7 +29,8 @@ def _stream(n: int, slow_from: int | None = None, factor: float = 2.0, seed: int
 def test_alerts_once_when_batches_slow_down() -> None:
     got: list[Alert] = []
     escalations: list[int] = []
-    det = Detector(LatencyModel.fit(synthetic_decode_table(4000)), [FunctionSink(got.append)])
+    config = DetectorConfig(escalate_batches=150)  # longer than the excursion: one alert
+    det = Detector(LatencyModel.fit(synthetic_decode_table(4000)), [FunctionSink(got.append)], config)
     det.on_escalate(lambda _a, n: escalations.append(n))
     alerts = [a for r in _stream(300, slow_from=200) if (a := det.update(r)) is not None]
     assert len(alerts) == 1 and got == alerts  # one excursion, one alert, and the sink got it
@@ -47,7 +48,7 @@ def test_prefill_batches_are_not_monitored_by_default() -> None:
 
 
 def test_warm_up_learns_then_alerts() -> None:
-    cfg = DetectorConfig(warmup_batches=400, chart=ChartConfig(mode="window", window=5))
+    cfg = DetectorConfig(warmup_batches=400, escalate_batches=200, chart=ChartConfig(mode="window", window=5))
     det = Detector(None, config=cfg)
     assert not det.ready
     for r in _stream(400, seed=5):
@@ -70,3 +71,11 @@ def test_a_failing_sink_does_not_stop_the_others() -> None:
     )
     alerts = [a for r in _stream(50, slow_from=10, factor=3.0) if (a := det.update(r)) is not None]
     assert alerts and got == alerts
+
+
+def test_an_excursion_longer_than_its_escalation_window_alerts_again() -> None:
+    cfg = DetectorConfig(escalate_batches=20, chart=ChartConfig(mode="point"))
+    det = Detector(LatencyModel.fit(synthetic_decode_table(2000)), config=cfg)
+    alerts = [a for r in _stream(80, slow_from=10, factor=3.0) if (a := det.update(r)) is not None]
+    # 70 slow batches: the first alert, then one after each further 21 batches still over threshold.
+    assert [a.batch_start_ns // 1_000_000 for a in alerts] == [10, 31, 52, 73]
