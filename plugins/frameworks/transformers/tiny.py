@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 TINY = {
@@ -28,3 +29,35 @@ def tiny_llama(seed: int = 0, **overrides: Any) -> Any:
     model.generation_config.eos_token_id = None
     model.generation_config.pad_token_id = 0
     return model
+
+
+# Words the offline tokenizer is trained on: enough for a byte-level BPE to learn merges, no download.
+_CORPUS = (
+    "the quick brown fox jumps over the lazy dog while a server batches requests and streams tokens back; "
+    "latency per stage, time to first token and time per output token are what serving engineers watch. "
+)
+
+
+def save_tiny_llama(directory: str | Path, seed: int = 0, **overrides: Any) -> Path:
+    """Save `tiny_llama(seed, **overrides)` with a byte-level BPE tokenizer trained offline, as a model folder
+    that serving engines (vLLM, transformers' from_pretrained) load with no network. Returns the folder."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    folder = Path(directory)
+    model = tiny_llama(seed, **overrides)
+    specials = ["<pad>", "<s>", "</s>"]  # ids 0, 1, 2: the config's pad and bos ids above
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    vocab = min(512, int(model.config.vocab_size))
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator([_CORPUS] * 4, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+    model.config.eos_token_id = 2
+    model.generation_config.eos_token_id = 2
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
