@@ -11,13 +11,16 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import get_args
 
 from prism_core.capture.buffer import BEGIN, END, ITERATION_BEGIN, ITERATION_END, REQUESTS, Event
 from prism_core.capture.timing import TimingBackend
 from prism_core.capture.workload import RequestTiming, Workload
-from prism_core.models import BatchRecord, RequestRecord, StageTiming
+from prism_core.models import BatchRecord, ForwardMode, RequestRecord, StageTiming
 
 log = logging.getLogger("prism.capture")
+
+FORWARD_MODES = get_args(ForwardMode)
 
 Interval = tuple[str, int, int, int]
 """(stage, sign, start mark, end mark): a stage's device time is the sum of sign * elapsed over its intervals."""
@@ -29,7 +32,7 @@ class _Open:
     wall_start: int
     mark_start: int
     child_wall: int = 0
-    children: list[tuple[int, int]] = field(default_factory=list)
+    children: list[tuple[int, int]] | None = None  # (start, end) marks of nested stages; most stages have none
 
 
 @dataclass(slots=True)
@@ -66,6 +69,7 @@ class PendingBatch:
             timing.release(mark)
 
     def record(self, device: dict[str, int] | None, *, device_id: str, pid: int, epoch_offset_ns: int) -> BatchRecord:
+        # Validated construction: pydantic's model_construct is pure Python and slower here (measured ~22 us vs ~15 us).
         w = self.workload
         return BatchRecord(
             start_ns=self.start_ns + epoch_offset_ns,
@@ -143,23 +147,28 @@ class Assembler:
             self.stats.outside_iteration += 1
             return
         # The stage most recently begun with this name; anything opened after it and never ended is dropped.
-        for depth in range(len(it.stack) - 1, -1, -1):
+        top = len(it.stack) - 1
+        for depth in range(top, -1, -1):
             if it.stack[depth].stage == stage:
                 break
         else:
             self.stats.unbalanced += 1
             return
-        if depth != len(it.stack) - 1:
-            self.stats.unbalanced += len(it.stack) - 1 - depth
-        opened = it.stack[depth]
-        del it.stack[depth:]
+        if depth != top:
+            self.stats.unbalanced += top - depth
+        stack = it.stack
+        opened = stack[depth]
+        del stack[depth:]
         total = wall - opened.wall_start
-        it.wall[stage] = it.wall.get(stage, 0) + total - opened.child_wall
+        it.wall[stage] += total - opened.child_wall
         it.intervals.append((stage, 1, opened.mark_start, mark))
-        it.intervals.extend((stage, -1, s, e) for s, e in opened.children)
-        if it.stack:
-            parent = it.stack[-1]
+        if opened.children:
+            it.intervals.extend((stage, -1, s, e) for s, e in opened.children)
+        if stack:
+            parent = stack[-1]
             parent.child_wall += total
+            if parent.children is None:
+                parent.children = []
             parent.children.append((opened.mark_start, mark))
 
     def _iteration_end(self, event: Event) -> None:
@@ -175,7 +184,7 @@ class Assembler:
             log.warning("dropping a batch: its workload could not be computed: %s", exc)
             self.stats.bad_payload += 1
             return
-        if not isinstance(workload, Workload):
+        if not isinstance(workload, Workload) or workload.mode not in FORWARD_MODES:
             self.stats.bad_payload += 1
             return
         self.batches.append(PendingBatch(it.start, event[2] - it.start, workload, it.wall, it.intervals, event[2]))

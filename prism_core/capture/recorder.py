@@ -42,10 +42,16 @@ class RingRecorder:
             self.ring.dropped += 1
 
     def iteration_begin(self) -> None:
-        self.ring.push((ITERATION_BEGIN, None, self._clock(), 0, self._ident()))
+        if len(self._events) < self.capacity:
+            self._events.append((ITERATION_BEGIN, None, self._clock(), 0, self._ident()))
+        else:
+            self.ring.dropped += 1
 
     def iteration_end(self, workload: LazyWorkload) -> None:
-        self.ring.push((ITERATION_END, workload, self._clock(), 0, self._ident()))
+        if len(self._events) < self.capacity:
+            self._events.append((ITERATION_END, workload, self._clock(), 0, self._ident()))
+        else:
+            self.ring.dropped += 1
 
     def requests_done(self, requests: LazyRequests) -> None:
-        self.ring.push((REQUESTS, requests, self._clock(), 0, self._ident()))
+        self.ring.push((REQUESTS, requests, self._clock(), 0, self._ident()))  # once per call, not per iteration

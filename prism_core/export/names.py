@@ -40,6 +40,7 @@ PRISM_BATCH_DURATION = "prism.batch.duration"  # histogram, s, by mode and model
 PRISM_STAGE_DURATION = "prism.stage.duration"  # histogram, s, by stage and mode
 PRISM_CAPTURE_DROPPED = "prism.capture.events_dropped"  # counter: events the full ring turned away
 PRISM_CAPTURE_BATCHES = "prism.capture.batches"  # counter: batch records assembled
+PRISM_CAPTURE_COLLECTOR_CPU = "prism.capture.collector.cpu_time"  # counter, s: CPU the collector thread used
 # Engine iterations on CPU run from ~50 us (tiny decode) to seconds (long prefill): 1-2-5 steps over that range.
 BATCH_BUCKETS_S = (*(m * 10.0**e for e in range(-5, 1) for m in (1, 2, 5)), 10.0)
 

@@ -1,9 +1,11 @@
 """OpenTelemetry export: a span per batch with a child span per stage, a GenAI span per request, and histograms.
 
 Nothing here touches the global tracer or meter provider, so a program that configures OpenTelemetry itself keeps
-its own: spans are built as OTLP protobuf and shipped by Prism's own sender (otlp_traces.py says why), metrics go
-through a private SDK MeterProvider. Stage child spans are laid end to end from the batch's start in
-the order the stages first began (adapters report sequential stages, so this is where they ran).
+its own. Everything here runs on the collector thread, which shares the GIL with the engine, so per batch it only
+encodes bytes and bumps counters: spans are encoded straight to OTLP protobuf (wire.py) and shipped by Prism's
+sender thread, histograms are aggregated locally and handed to the SDK's OTLP metric exporter every
+`METRIC_INTERVAL_S` by a timer thread (metrics.py). Stage child spans are laid end to end from the batch's start
+in the order the stages first began (adapters report sequential stages, so this is where they ran).
 """
 
 from __future__ import annotations
@@ -15,147 +17,147 @@ from typing import TYPE_CHECKING, Any
 
 from prism_core.errors import UsageError
 from prism_core.export import names as n
+from prism_core.export import wire
 from prism_core.export.base import Exporter, ExportSpec
-from prism_core.export.otlp_traces import SpanSender, add_span, any_value, trace_id
-from prism_core.models import BatchRecord, Record, RequestRecord
+from prism_core.export.metrics import LocalMetrics, MetricPusher
+from prism_core.export.otlp_traces import SpanSender
+from prism_core.models import Alert, BatchRecord, Record, RequestRecord
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import Observation
-    from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.metrics.export import MetricExporter
 
     from prism_core.capture.collector import CaptureStats
 
 EXPORT_TIMEOUT_S = 2.0  # bounds how long an unreachable endpoint can hold up the program's exit
-METRIC_INTERVAL_MS = 5_000
+METRIC_INTERVAL_S = 5.0
 SPANS_PER_REQUEST = 512  # spans gathered before one export request is sent ...
 SEND_INTERVAL_S = 1.0  # ... or after this long, whichever comes first
 PROTOCOLS = ("grpc", "http/protobuf")
+SCOPE = "prism"
 
 
 class OtelExporter:
-    """Records -> OTLP spans (built as protobuf, shipped by a SpanSender) and SDK metrics through `metric_reader`."""
+    """Records -> OTLP spans (encoded here, shipped by a SpanSender) and locally aggregated metrics."""
 
-    def __init__(self, spec: ExportSpec, spans: SpanSender, metric_reader: MetricReader) -> None:
-        from opentelemetry.proto.trace.v1 import trace_pb2
-        from opentelemetry.sdk.metrics import MeterProvider
+    def __init__(self, spec: ExportSpec, spans: SpanSender, metric_exporter: MetricExporter) -> None:
         from opentelemetry.sdk.resources import Resource
 
         from prism_core import __version__
 
         self.spec = spec
         self._spans = spans
-        self._trace_pb2 = trace_pb2
         resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "prism")})
-        self._resource = [(k, any_value(v)) for k, v in resource.attributes.items()]
+        self._resource_attributes = dict(resource.attributes)
         self._version = __version__
-        self._meter_provider = MeterProvider(resource=resource, metric_readers=[metric_reader])
-        meter = self._meter_provider.get_meter("prism", __version__)
-        self._ttft = meter.create_histogram(
-            n.GEN_AI_SERVER_TIME_TO_FIRST_TOKEN, unit="s", explicit_bucket_boundaries_advisory=list(n.TTFT_BUCKETS_S)
-        )
-        self._tpot = meter.create_histogram(
-            n.GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN, unit="s", explicit_bucket_boundaries_advisory=list(n.TPOT_BUCKETS_S)
-        )
-        self._request_duration = meter.create_histogram(
-            n.GEN_AI_SERVER_REQUEST_DURATION,
-            unit="s",
-            explicit_bucket_boundaries_advisory=list(n.REQUEST_DURATION_BUCKETS_S),
-        )
-        self._batch_duration = meter.create_histogram(
-            n.PRISM_BATCH_DURATION, unit="s", explicit_bucket_boundaries_advisory=list(n.BATCH_BUCKETS_S)
-        )
-        self._stage_duration = meter.create_histogram(
-            n.PRISM_STAGE_DURATION, unit="s", explicit_bucket_boundaries_advisory=list(n.BATCH_BUCKETS_S)
-        )
+        self._metrics = LocalMetrics(SCOPE, __version__)
+        self._metrics.histogram(n.GEN_AI_SERVER_TIME_TO_FIRST_TOKEN, "s", n.TTFT_BUCKETS_S)
+        self._metrics.histogram(n.GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN, "s", n.TPOT_BUCKETS_S)
+        self._metrics.histogram(n.GEN_AI_SERVER_REQUEST_DURATION, "s", n.REQUEST_DURATION_BUCKETS_S)
+        self._metrics.histogram(n.PRISM_BATCH_DURATION, "s", n.BATCH_BUCKETS_S)
+        self._metrics.histogram(n.PRISM_STAGE_DURATION, "s", n.BATCH_BUCKETS_S)
         self._stats: Callable[[], CaptureStats] | None = None
-        meter.create_observable_counter(n.PRISM_CAPTURE_DROPPED, [self._observe_dropped], unit="{event}")
-        meter.create_observable_counter(n.PRISM_CAPTURE_BATCHES, [self._observe_batches], unit="{batch}")
+        counters: list[tuple[str, str, Callable[[CaptureStats], float]]] = [
+            (n.PRISM_CAPTURE_DROPPED, "{event}", lambda s: s.events_dropped),
+            (n.PRISM_CAPTURE_BATCHES, "{batch}", lambda s: s.batches),
+            (n.PRISM_CAPTURE_COLLECTOR_CPU, "s", lambda s: s.collector_cpu_ns / 1e9),
+        ]
+        for name, unit, field in counters:
+            self._metrics.counter(name, unit, self._reader(field))
+        self._pusher = MetricPusher(
+            self._metrics, metric_exporter, resource, interval_s=METRIC_INTERVAL_S, timeout_s=EXPORT_TIMEOUT_S
+        )
         self._engines: dict[str, str] = {}
-        self._scope: Any = None
-        self._since = 0.0
+        self._pending: list[bytes] = []
+        self._since = time.monotonic()
         self._closed = False
+
+    def _reader(self, field: Callable[[CaptureStats], float]) -> Callable[[], float | None]:
+        """Reads one collector counter at export time; None (left out) until a collector attached its stats."""
+        return lambda: field(self._stats()) if self._stats is not None else None
 
     def attach_stats(self, stats: Callable[[], CaptureStats]) -> None:
         """Called by the collector: publish its counters (drops included) as metrics."""
         self._stats = stats
 
-    def _observe_dropped(self, options: Any) -> list[Observation]:
-        from opentelemetry.metrics import Observation
-
-        return [Observation(self._stats().events_dropped)] if self._stats else []
-
-    def _observe_batches(self, options: Any) -> list[Observation]:
-        from opentelemetry.metrics import Observation
-
-        return [Observation(self._stats().batches)] if self._stats else []
-
     def export(self, records: Sequence[Record]) -> None:
         if self._closed:
             raise RuntimeError(f"{self.spec} is closed")
-        if self._scope is None:
-            self._scope = self._trace_pb2.ScopeSpans()
-            self._scope.scope.name, self._scope.scope.version = "prism", self._version
+        if not self._pending:
             self._since = time.monotonic()
         for record in records:
             if isinstance(record, BatchRecord):
-                self._batch(self._scope, record)
+                self._batch(record)
             elif isinstance(record, RequestRecord):
-                self._request(self._scope, record)
-        if len(self._scope.spans) >= SPANS_PER_REQUEST or time.monotonic() - self._since >= SEND_INTERVAL_S:
+                self._request(record)
+            elif isinstance(record, Alert):
+                self._alert(record)
+        if len(self._pending) >= SPANS_PER_REQUEST or time.monotonic() - self._since >= SEND_INTERVAL_S:
             self._submit()
 
     def _submit(self) -> None:
         """Ship the spans gathered so far as one ExportTraceServiceRequest."""
-        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+        spans, self._pending = self._pending, []
+        if spans:
+            scope = wire.scope_spans(SCOPE, self._version, spans)
+            self._spans.submit(wire.export_trace_request(self._resource_attributes, scope))
 
-        scope, self._scope = self._scope, None
-        if scope is None or not scope.spans:
-            return
-        request = trace_service_pb2.ExportTraceServiceRequest()
-        resource_spans = request.resource_spans.add()
-        for key, value in self._resource:
-            resource_spans.resource.attributes.add(key=key, value=value)
-        resource_spans.scope_spans.append(scope)
-        self._spans.submit(request)
-
-    def _batch(self, scope: Any, b: BatchRecord) -> None:
+    def _batch(self, b: BatchRecord) -> None:
         self._engines[b.model] = b.engine
-        attributes: dict[str, Any] = {
-            n.PRISM_BATCH_MODE: b.mode,
-            n.PRISM_BATCH_SIZE: b.batch_size,
-            n.PRISM_BATCH_PREFILL_TOKENS: b.prefill_tokens,
-            n.PRISM_BATCH_DECODE_TOKENS: b.decode_tokens,
-            n.PRISM_BATCH_AVG_INPUT_LEN: b.avg_input_len,
-            n.PRISM_BATCH_MAX_INPUT_LEN: b.max_input_len,
-            n.PRISM_BATCH_AVG_OUTPUT_LEN: b.avg_output_len,
-            n.PRISM_BATCH_MAX_OUTPUT_LEN: b.max_output_len,
-            n.PRISM_BATCH_KV_TOKENS: b.kv_tokens,
-            n.GEN_AI_REQUEST_MODEL: b.model,
-            n.PRISM_ENGINE: b.engine,
-            n.PRISM_DEVICE: b.device,
-            n.PRISM_PID: b.pid,
-        }
-        trace = trace_id()
-        parent = add_span(scope, n.PRISM_BATCH_SPAN, b.start_ns, b.start_ns + b.duration_ns, attributes, trace=trace)
+        mode = b.mode
+        attributes = b"".join(
+            (
+                wire.constant_attributes(
+                    (
+                        (n.PRISM_BATCH_MODE, mode),
+                        (n.GEN_AI_REQUEST_MODEL, b.model),
+                        (n.PRISM_ENGINE, b.engine),
+                        (n.PRISM_DEVICE, b.device),
+                        (n.PRISM_PID, b.pid),
+                    )
+                ),
+                wire.attribute(n.PRISM_BATCH_SIZE, b.batch_size),
+                wire.attribute(n.PRISM_BATCH_PREFILL_TOKENS, b.prefill_tokens),
+                wire.attribute(n.PRISM_BATCH_DECODE_TOKENS, b.decode_tokens),
+                wire.attribute(n.PRISM_BATCH_AVG_INPUT_LEN, b.avg_input_len),
+                wire.attribute(n.PRISM_BATCH_MAX_INPUT_LEN, b.max_input_len),
+                wire.attribute(n.PRISM_BATCH_AVG_OUTPUT_LEN, b.avg_output_len),
+                wire.attribute(n.PRISM_BATCH_MAX_OUTPUT_LEN, b.max_output_len),
+                wire.attribute(n.PRISM_BATCH_KV_TOKENS, b.kv_tokens),
+            )
+        )
+        trace, parent = wire.new_trace_id(), wire.new_span_id()
+        pending = self._pending
+        pending.append(
+            wire.span(
+                n.PRISM_BATCH_SPAN, b.start_ns, b.start_ns + b.duration_ns, attributes, trace=trace, span_id=parent
+            )
+        )
+        record = self._metrics.record
         at = b.start_ns
         for stage, timing in b.stages.items():
-            stage_attrs: dict[str, Any] = {n.PRISM_STAGE: stage, n.PRISM_BATCH_MODE: b.mode}
+            metric_attrs = ((n.PRISM_STAGE, stage), (n.PRISM_BATCH_MODE, mode))
+            stage_attrs = wire.constant_attributes(metric_attrs)
             if timing.device_ns is not None:
-                stage_attrs[n.PRISM_STAGE_DEVICE_NS] = timing.device_ns
+                stage_attrs += wire.attribute(n.PRISM_STAGE_DEVICE_NS, timing.device_ns)
             end = at + timing.wall_ns
-            add_span(scope, n.PRISM_STAGE_SPAN_PREFIX + stage, at, end, stage_attrs, trace=trace, parent=parent)
+            name = n.PRISM_STAGE_SPAN_PREFIX + stage
+            pending.append(
+                wire.span(name, at, end, stage_attrs, trace=trace, span_id=wire.new_span_id(), parent=parent)
+            )
             at = end
-            self._stage_duration.record(timing.wall_ns / 1e9, {n.PRISM_STAGE: stage, n.PRISM_BATCH_MODE: b.mode})
-        self._batch_duration.record(b.duration_ns / 1e9, {n.PRISM_BATCH_MODE: b.mode, n.GEN_AI_REQUEST_MODEL: b.model})
+            record(n.PRISM_STAGE_DURATION, timing.wall_ns / 1e9, metric_attrs)
+        record(
+            n.PRISM_BATCH_DURATION, b.duration_ns / 1e9, ((n.PRISM_BATCH_MODE, mode), (n.GEN_AI_REQUEST_MODEL, b.model))
+        )
 
-    def _request(self, scope: Any, r: RequestRecord) -> None:
-        metric_attrs: dict[str, Any] = {
-            n.GEN_AI_OPERATION_NAME: n.GEN_AI_OPERATION_TEXT_COMPLETION,
-            n.GEN_AI_PROVIDER_NAME: self._engines.get(r.model, "prism"),
-            n.GEN_AI_REQUEST_MODEL: r.model,
-        }
+    def _request(self, r: RequestRecord) -> None:
+        metric_attrs = (
+            (n.GEN_AI_OPERATION_NAME, n.GEN_AI_OPERATION_TEXT_COMPLETION),
+            (n.GEN_AI_PROVIDER_NAME, self._engines.get(r.model, "prism")),
+            (n.GEN_AI_REQUEST_MODEL, r.model),
+        )
         attributes: dict[str, Any] = {
-            **metric_attrs,
+            **dict(metric_attrs),
             n.GEN_AI_RESPONSE_MODEL: r.model,
             n.GEN_AI_USAGE_INPUT_TOKENS: r.input_tokens,
             n.GEN_AI_USAGE_OUTPUT_TOKENS: r.output_tokens,
@@ -164,25 +166,49 @@ class OtelExporter:
         }
         if r.ttft_s is not None:
             attributes[n.PRISM_REQUEST_TTFT_S] = r.ttft_s
-            self._ttft.record(r.ttft_s, metric_attrs)
+            self._metrics.record(n.GEN_AI_SERVER_TIME_TO_FIRST_TOKEN, r.ttft_s, metric_attrs)
         if r.tpot_s is not None:
             attributes[n.PRISM_REQUEST_TPOT_S] = r.tpot_s
-            self._tpot.record(r.tpot_s, metric_attrs)
-        self._request_duration.record(r.e2e_s, metric_attrs)
-        name = f"{n.GEN_AI_OPERATION_TEXT_COMPLETION} {r.model}"
-        add_span(scope, name, r.arrival_ns, r.arrival_ns + int(r.e2e_s * 1e9), attributes, trace=trace_id())
+            self._metrics.record(n.GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN, r.tpot_s, metric_attrs)
+        self._metrics.record(n.GEN_AI_SERVER_REQUEST_DURATION, r.e2e_s, metric_attrs)
+        self._add_span(
+            f"{n.GEN_AI_OPERATION_TEXT_COMPLETION} {r.model}",
+            r.arrival_ns,
+            r.arrival_ns + int(r.e2e_s * 1e9),
+            attributes,
+        )
+
+    def _alert(self, a: Alert) -> None:
+        # A zero-length span at the alert's time; its attributes mirror the Alert record (suspects included).
+        attributes: dict[str, Any] = {
+            "prism.alert.score": a.score,
+            "prism.alert.threshold": a.threshold,
+            "prism.alert.message": a.message,
+            "prism.alert.batch_start_ns": a.batch_start_ns,
+            "prism.alert.suspects": list(a.suspects),
+            n.GEN_AI_REQUEST_MODEL: a.model,
+            n.PRISM_DEVICE: a.device,
+        }
+        self._add_span("prism.alert", a.ts_ns, a.ts_ns, attributes)
+
+    def _add_span(self, name: str, start_ns: int, end_ns: int, attributes: dict[str, Any]) -> None:
+        """A root span of its own trace."""
+        encoded = b"".join(wire.attribute(k, v) for k, v in attributes.items())
+        self._pending.append(
+            wire.span(name, start_ns, end_ns, encoded, trace=wire.new_trace_id(), span_id=wire.new_span_id())
+        )
 
     def flush(self) -> None:
         if not self._closed:
             self._submit()
-            self._meter_provider.force_flush(int(EXPORT_TIMEOUT_S * 1000))
+            self._pusher.push()
 
     def close(self) -> None:
         if not self._closed:
             self._submit()
             self._closed = True
             self._spans.close(EXPORT_TIMEOUT_S)
-            self._meter_provider.shutdown()
+            self._pusher.close()
 
 
 def _endpoint(spec: ExportSpec) -> tuple[str, int]:
@@ -221,8 +247,6 @@ class OtlpExporters:
         if spec.scheme == "otlp" and spec.target:
             raise UsageError("the 'otlp' spec takes no target (set OTEL_EXPORTER_OTLP_ENDPOINT, or use otlp+grpc://)")
         try:
-            from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-
             if protocol == "grpc":
                 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
             else:
@@ -243,11 +267,8 @@ class OtlpExporters:
         else:
             metrics = OTLPMetricExporter(timeout=EXPORT_TIMEOUT_S)
             endpoint, headers = _env_traces_endpoint(protocol)
-        reader = PeriodicExportingMetricReader(
-            metrics, export_interval_millis=METRIC_INTERVAL_MS, export_timeout_millis=int(EXPORT_TIMEOUT_S * 1000)
-        )
         sender = SpanSender(endpoint, protocol=protocol, headers=headers, timeout_s=EXPORT_TIMEOUT_S)
-        return OtelExporter(spec, sender, reader)
+        return OtelExporter(spec, sender, metrics)
 
 
 def _env_traces_endpoint(protocol: str) -> tuple[str, dict[str, str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from prism_core.capture.assemble import Assembler
-from prism_core.capture.buffer import EventRing
+from prism_core.capture.buffer import BEGIN, END, EventRing
 from prism_core.capture.collector import Collector
 from prism_core.capture.recorder import RingRecorder
 from prism_core.capture.session import CaptureSession
@@ -45,14 +45,18 @@ def test_nested_stage_time_excludes_children(builtin_host: PluginHost) -> None:
     assert timing is not None
     ring = EventRing()
     _iteration(RingRecorder(ring, timing))
+    events = ring.drain()
     asm = Assembler(epoch_offset_ns=0)
-    asm.feed(ring.drain())
+    asm.feed(events)
     (pending,) = asm.batches
     device = pending.resolve(timing)
+    at = {(kind, stage): wall for kind, stage, wall, _, _ in events if kind in (BEGIN, END)}
     record = pending.record(device, device_id="cpu:0", pid=1, epoch_offset_ns=0)
     assert list(record.stages) == ["forward", "sample", "postprocess"]  # the order they began
     assert sum(s.wall_ns for s in record.stages.values()) <= record.duration_ns
-    assert record.stages["sample"].wall_ns > record.stages["forward"].wall_ns  # the work ran inside sample
+    sample = at[END, "sample"] - at[BEGIN, "sample"]
+    assert record.stages["sample"].wall_ns == sample
+    assert record.stages["forward"].wall_ns == at[END, "forward"] - at[BEGIN, "forward"] - sample
     assert all(s.device_ns is not None for s in record.stages.values())
     assert record.mode == "decode" and record.batch_size == 4 and record.kv_tokens == 40
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,16 +17,12 @@ from typing import Any
 
 import pytest
 
+from prism_core.testing.otlp import free_port
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = str(Path(__file__).resolve().parent / "programs" / "generate_tiny.py")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str) -> Any:
@@ -42,7 +37,7 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]
     if made.returncode != 0:
         pytest.skip(f"the Phoenix venv could not be created: {made.stderr.strip()[-300:]}")
     venv = Path(made.stdout.strip().splitlines()[-1])
-    ports = {"http": _free_port(), "grpc": _free_port()}
+    ports = {"http": free_port(), "grpc": free_port()}
     env = {
         **os.environ,
         "PHOENIX_WORKING_DIR": str(tmp_path_factory.mktemp("phoenix")),

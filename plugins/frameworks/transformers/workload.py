@@ -23,6 +23,7 @@ def main() -> None:
     p.add_argument("--output", type=int, default=64)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seconds", type=float, default=0.0, help="keep running rounds until this long (soak runs)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     model = tiny_llama()
@@ -33,11 +34,13 @@ def main() -> None:
         model.generate(ids, attention_mask=mask, max_new_tokens=4, do_sample=False)  # warm-up
         digest = hashlib.sha256()
         start = time.perf_counter()
-        for _ in range(a.rounds):
+        rounds = 0
+        while rounds < a.rounds or time.perf_counter() - start < a.seconds:
             out = model.generate(ids, attention_mask=mask, max_new_tokens=a.output, min_new_tokens=a.output)
             digest.update(str(out.tolist()).encode())
+            rounds += 1
         elapsed = time.perf_counter() - start
-    tokens = a.rounds * a.batch * a.output
+    tokens = rounds * a.batch * a.output
     print(
         json.dumps(
             {"tokens_per_s": tokens / elapsed, "seconds": elapsed, "tokens": tokens, "digest": digest.hexdigest()}
