@@ -20,8 +20,17 @@ ENV_VARS: dict[str, str] = {
     "PRISM_LOG_LEVEL": "DEBUG, INFO, WARNING (default) or ERROR",
     "PRISM_EXPORT": "export specs for the `prism run` bootstrap (JSON list or comma-separated); set by prism run",
     "PRISM_DEVICE": "device id capture times stages on (default: first real accelerator, else cpu:0)",
-    "PRISM_BROKER_DIR": "folder of the per-device memory-broker ledgers (default /dev/shm/prism)",
+    "PRISM_ELASTIC_KV": "1 (or a block count): transformers generate() keeps its KV cache on the elastic pool",
+    "PRISM_BROKER_DIR": "folder of the per-device memory-broker ledgers (default /dev/shm)",
     "PRISM_DATA_DIR": "folder of the request traces `prism simulate` and `prism demo` replay (default ../shared/data)",
+    "PRISM_DETECT": "1: run the anomaly detector inside the `prism run` child (set by `prism run --detect`)",
+    "PRISM_DETECT_MODEL": "latency model file the detector loads at start (default: learn from the warm-up batches)",
+    "PRISM_ALERT_SINKS": "comma-separated alert sinks for `prism run --detect`: plugin sink names or webhook:URL",
+    "PRISM_DETECT_WARMUP": "decode batches the detector learns from when no model is given (default 1000)",
+    "PRISM_DETECT_ESCALATE": "batches captured into an alert's Chrome trace window and diagnosed after it (default 50)",
+    "PRISM_DETECT_OUT": "folder of alert windows (Chrome traces) from `prism run --detect` (default prism-alerts)",
+    "PRISM_ENABLE": "1: each vLLM process instruments itself (vllm.general_plugins); exports PRISM_EXPORT, else otlp",
+    "PRISM_STAGE_FAULTS": "1: capture puts the stage-delay recorder in front, so cpu.stage_delay works in that process",
 }
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

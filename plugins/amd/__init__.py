@@ -5,17 +5,24 @@ from __future__ import annotations
 from prism_core import hookimpl
 from prism_core.capture import TelemetrySampler, TimingBackend
 from prism_core.faults import FaultInjector
+from prism_core.memory import VmmBackend
 from prism_core.models import Device, Unavailable
 from prism_core.vendor import or_none
 from prism_plugins.amd.faults import amd_faults
 from prism_plugins.amd.probe import VENDOR, probe
 from prism_plugins.amd.telemetry import rocm_telemetry
 from prism_plugins.amd.timing import hip_timing
+from prism_plugins.amd.vmm import hip_vmm
 
 
 @hookimpl
 def prism_xpu_probe() -> list[Device] | Unavailable:
     return probe()
+
+
+@hookimpl
+def prism_vmm_backend(device: Device) -> VmmBackend | None:
+    return or_none(hip_vmm(device), f"{device.id} virtual memory") if device.vendor == VENDOR else None
 
 
 @hookimpl

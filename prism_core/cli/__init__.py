@@ -16,6 +16,7 @@ from prism_core.settings import Settings
 COMMANDS = (
     "prism_core.cli.inventory",
     "prism_core.cli.run",
+    "prism_core.cli.attach",
     "prism_core.cli.top",
     "prism_core.cli.demo",
     "prism_core.cli.mem",
@@ -23,6 +24,7 @@ COMMANDS = (
     "prism_core.cli.detect",
     "prism_core.cli.diagnose",
     "prism_core.cli.faults",
+    "prism_core.cli.dataset",
     "prism_core.cli.simulate",
 )
 

@@ -24,8 +24,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     memory.set_defaults(func=bench_memory)
 
     capture = what.add_parser("capture", help="stage begin/end cost; throughput with vs without prism run + OTLP")
-    capture.add_argument("--runs", type=int, default=3, help="side-by-side runs of each variant (default 3)")
+    capture.add_argument("--runs", type=int, default=6, help="alternating pairs of runs, with and without (default 6)")
     capture.add_argument("--rounds", type=int, default=5, help="generate() calls per run (default 5)")
+    capture.add_argument(
+        "--soak", type=float, metavar="SECONDS", help="instead: serve this long with OTLP export, sample RSS and drops"
+    )
     capture.add_argument("--json", action="store_true", help="print JSON")
     capture.set_defaults(func=bench_capture)
 
@@ -73,15 +76,16 @@ def bench_memory(args: argparse.Namespace) -> int:
 
 
 def bench_capture(args: argparse.Namespace) -> int:
-    from prism_core.capture.bench import capture
+    from prism_core.capture.bench import capture, soak
 
-    figures = capture(runs=args.runs, rounds=args.rounds)
+    figures = soak(seconds=args.soak) if args.soak is not None else capture(runs=args.runs, rounds=args.rounds)
     if args.json:
         print_json(figures)
         return 0
     table = Table("figure", "value", title="prism bench capture (transformers, tiny Llama, CPU)")
     for key, value in figures.items():
-        table.add_row(key, str(value))
+        if key != "samples":
+            table.add_row(key, str(value))
     console.print(table)
     return 0
 

@@ -7,17 +7,20 @@ from prism_core.testing.otlp import OtlpReceiver, ReceivedSpan
 from prism_core.testing.recorders import CallbackSink, DelayedTiming, InMemoryExporter, RecordingRecorder
 from prism_core.testing.vendors import FakeAcl, FakeGpu, FakeNvml, FakeRocml
 from prism_core.testing.vmm import FakeCudaDriver, VmmConformance
+from prism_core.testing.vmm_fakes import FakeAclVmm, FakeHipDriver
 
 __all__ = [
     "AcceleratorConformance",
     "CallbackSink",
     "DelayedTiming",
     "FakeAcl",
+    "FakeAclVmm",
     "FakeAmdSmi",
     "FakeCudaDriver",
     "FakeCudaEventDriver",
     "FakeGpu",
     "FakeHip",
+    "FakeHipDriver",
     "FakeNvml",
     "FakeRocml",
     "FrameworkAdapterConformance",
