@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seed", type=int, default=0, help="workload seed (popularity, on/off, model sizes)")
     p.add_argument("--duration", type=float, default=600.0, metavar="S", help="simulated seconds (default 600)")
     p.add_argument("--slo-scale", type=float, default=5.0, help="SLO = this x dedicated latency (default 5)")
+    p.add_argument("--queue-cap", type=int, metavar="N", help="waiting requests per model before arrivals are shed")
     p.add_argument("--model-mix", metavar="A,B", help="catalogue model names to draw the N models from")
     p.add_argument("--catalogue", type=Path, metavar="JSON", help="model and device catalogue (default built-in)")
     p.add_argument("--profile", type=Path, metavar="PATH", help="batch records (JSONL or CSV) instead of the roofline")
@@ -88,6 +89,8 @@ def _bench(args: argparse.Namespace) -> Bench:
         raise UsageError("--duration and --rate-scale must be > 0")
     if not 0 < args.cost_target <= 1:
         raise UsageError(f"--cost-target must be in (0, 1] (got {args.cost_target})")
+    if args.queue_cap is not None and args.queue_cap < 1:
+        raise UsageError(f"--queue-cap must be >= 1 (got {args.queue_cap})")
     catalogue = load_catalogue(args.catalogue) if args.catalogue else BUILTIN
     cost: CostModel = load_profile(args.profile) if args.profile else RooflineCost()
     catalogue.device(args.device_type)
@@ -99,6 +102,7 @@ def _bench(args: argparse.Namespace) -> Bench:
         rate_scale=args.rate_scale,
         seed=args.seed,
         slo_scale=args.slo_scale,
+        queue_cap=args.queue_cap,
         model_mix=tuple(n.strip() for n in args.model_mix.split(",") if n.strip()) if args.model_mix else (),
     )
     for t in scenario.device_types:

@@ -42,6 +42,7 @@ class Executor(Lifecycle):
         arrivals: Arrivals,
         recorder: Recorder,
         shares: dict[int, float] | None = None,
+        queue_cap: int | None = None,
     ) -> None:
         self.index = index
         self.spec = spec
@@ -52,6 +53,7 @@ class Executor(Lifecycle):
         self.cost = cost
         self.arrivals = arrivals
         self.rec = recorder
+        self.queue_cap = queue_cap
         self.slots: dict[int, Slot] = {}
         self.clock = 0.0
         self.busy_s = 0.0
@@ -144,6 +146,9 @@ class Executor(Lifecycle):
             for req in self.arrivals.pull(slot.index, self.clock):
                 if not self._can_ever_fit(slot, req.prompt_tokens):
                     self.rec.drop(req)
+                    continue
+                if self.queue_cap is not None and len(slot.queue) >= self.queue_cap:
+                    self.rec.reject(req)  # load shedding: the client is told at once instead of timing out
                     continue
                 req.est_prefill_s = slot.cost.step_s(req.prompt_tokens, float(req.prompt_tokens) ** 2, 0, 0)
                 req.priority = self.admission.priority(req)

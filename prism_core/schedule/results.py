@@ -52,6 +52,7 @@ class PolicyResult(Frozen):
     requests: int
     finished: int
     dropped: int = Field(description="requests that could never fit their model's KV budget")
+    rejected: int = Field(0, description="arrivals turned away because their model's queue was at its cap")
     unplaced_models: list[str]
     slo_attainment: float = Field(description="fraction of requests meeting both their TTFT and TPOT SLO")
     ttft_attainment: float
@@ -143,6 +144,7 @@ def summarise(
         requests=len(w),
         finished=int(done.sum()),
         dropped=rec.dropped,
+        rejected=rec.rejected,
         unplaced_models=unplaced,
         slo_attainment=float(ok.sum() / n),
         ttft_attainment=float(ttft_ok.sum() / n),

@@ -30,6 +30,7 @@ class Scenario:
     seed: int = 0
     slo_scale: float = 5.0
     model_mix: tuple[str, ...] = ()
+    queue_cap: int | None = None
 
     def with_devices(self, count: int) -> Scenario:
         """The same scenario on `count` devices, cycling through this scenario's device types."""
@@ -115,4 +116,5 @@ def make_setup(
         trace=s.trace,
         rate_scale=s.rate_scale,
         seed=s.seed,
+        queue_cap=s.queue_cap,
     )

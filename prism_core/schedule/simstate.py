@@ -90,6 +90,7 @@ class Recorder:
         self.activations = 0
         self.preemptions = 0
         self.dropped = 0
+        self.rejected = 0
         self.sample_times = sample_times
         self.samples: dict[int, list[tuple[int, int]]] = {}
 
@@ -99,6 +100,9 @@ class Recorder:
 
     def drop(self, req: SimRequest) -> None:
         self.dropped += 1
+
+    def reject(self, req: SimRequest) -> None:
+        self.rejected += 1
 
     def sample(self, ex: Executor) -> None:
         got = self.samples.setdefault(ex.index, [])

@@ -44,6 +44,7 @@ class Setup:
     trace: str = "both"
     rate_scale: float = 1.0
     seed: int = 0
+    queue_cap: int | None = None  # waiting requests per model per device; arrivals beyond it are rejected
 
     def demands(self, rates: np.ndarray) -> list[ModelDemand]:
         return [
@@ -88,6 +89,7 @@ class _Run:
             self.arrivals,
             self.rec,
             shares,
+            self.setup.queue_cap,
         )
         self.executors.append(ex)
         return ex

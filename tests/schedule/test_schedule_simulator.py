@@ -67,6 +67,16 @@ def test_more_load_never_raises_attainment_much() -> None:
     assert heavy_r.slo_attainment < light_r.slo_attainment
 
 
+def test_queue_cap_sheds_arrivals_under_overload() -> None:
+    heavy = synthetic(n=3000)
+    capped = Scenario(n_models=heavy.n_models, device_types=("h100",), duration_s=heavy.duration_s, queue_cap=4)
+    shed = simulate(make_setup(capped, BUILTIN, RooflineCost(), workload=heavy), StaticPlacement(), LeastSlack())
+    unbounded = simulate(setup_for(heavy, 1), StaticPlacement(), LeastSlack())
+    assert unbounded.rejected == 0
+    assert shed.rejected > 0
+    assert shed.finished + shed.rejected + shed.dropped <= shed.requests == len(heavy)
+
+
 def test_memory_timeline_counts_weights_of_resident_models() -> None:
     w = synthetic(n=100)
     r = simulate(setup_for(w, 1, ("llama-3.1-8b",)), SpaceNoElasticPlacement(), FirstComeFirstServed())
