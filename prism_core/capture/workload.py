@@ -6,7 +6,7 @@ readings; the collector turns them into wall-clock times when it builds the expo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from prism_core.models import ForwardMode
@@ -27,6 +27,37 @@ class Workload:
     avg_output_len: float = 0.0
     max_output_len: int = 0
     kv_tokens: int = 0
+
+    @classmethod
+    def of_batch(
+        cls,
+        *,
+        model: str,
+        engine: str,
+        inputs: Sequence[int],
+        outputs: Sequence[int],
+        prefill_tokens: int,
+        decode_tokens: int,
+        kv_tokens: int,
+        mode: ForwardMode | None = None,
+    ) -> Workload:
+        """From per-request prompt and output lengths; the mode follows from the token counts unless given."""
+        n = len(inputs)
+        if mode is None:
+            mode = "mixed" if prefill_tokens and decode_tokens else ("decode" if decode_tokens else "prefill")
+        return cls(
+            mode=mode,
+            batch_size=n,
+            model=model,
+            engine=engine,
+            prefill_tokens=prefill_tokens,
+            decode_tokens=decode_tokens,
+            avg_input_len=sum(inputs) / n if n else 0.0,
+            max_input_len=max(inputs, default=0),
+            avg_output_len=sum(outputs) / n if n else 0.0,
+            max_output_len=max(outputs, default=0),
+            kv_tokens=kv_tokens,
+        )
 
 
 @dataclass(slots=True)

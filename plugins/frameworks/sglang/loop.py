@@ -44,18 +44,15 @@ def batch_workload(batch: Any, model: str) -> Workload:
         decode = sum(1 for n in outputs if n > 0) if is_mixed else 0
         mode = "mixed" if is_mixed else "prefill"
     kv = getattr(batch, "seq_lens_sum", None)
-    return Workload(
-        mode=mode,  # type: ignore[arg-type]
-        batch_size=size,
+    return Workload.of_batch(
         model=model,
         engine=ENGINE,
+        inputs=inputs,
+        outputs=outputs,
         prefill_tokens=prefill,
         decode_tokens=decode,
-        avg_input_len=sum(inputs) / size if size else 0.0,
-        max_input_len=max(inputs, default=0),
-        avg_output_len=sum(outputs) / size if size else 0.0,
-        max_output_len=max(outputs, default=0),
         kv_tokens=int(kv) if kv is not None else sum(inputs) + sum(outputs),
+        mode=mode,  # type: ignore[arg-type]
     )
 
 

@@ -165,19 +165,13 @@ def _workload(scheduled: Any, model: str) -> tuple[Workload, list[Any]]:
         kv += int(state.position_offset) + q
         inputs.append(len(state.initial_tokens))
         outputs.append(out_len)
-    n = len(states)
-    mode = "mixed" if prefill and decode else ("decode" if decode else "prefill")
-    workload = Workload(
-        mode=mode,
-        batch_size=n,
+    workload = Workload.of_batch(
         model=model,
         engine=ENGINE,
+        inputs=inputs,
+        outputs=outputs,
         prefill_tokens=prefill,
         decode_tokens=decode,
-        avg_input_len=sum(inputs) / n if n else 0.0,
-        max_input_len=max(inputs, default=0),
-        avg_output_len=sum(outputs) / n if n else 0.0,
-        max_output_len=max(outputs, default=0),
         kv_tokens=kv,
     )
     return workload, states

@@ -42,19 +42,13 @@ def step_workload(scheduler_output: Any, requests: list[Any], model: str) -> Wor
         kv += done + n
         inputs.append(prompt)
         outs.append(outputs.get(req_id, 0))
-    size = len(scheduled)
-    mode = "mixed" if prefill and decode else ("decode" if decode else "prefill")
-    return Workload(
-        mode=mode,
-        batch_size=size,
+    return Workload.of_batch(
         model=model,
         engine=ENGINE,
+        inputs=inputs,
+        outputs=outs,
         prefill_tokens=prefill,
         decode_tokens=decode,
-        avg_input_len=sum(inputs) / size if size else 0.0,
-        max_input_len=max(inputs, default=0),
-        avg_output_len=sum(outs) / size if size else 0.0,
-        max_output_len=max(outs, default=0),
         kv_tokens=kv,
     )
 
