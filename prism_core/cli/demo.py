@@ -27,16 +27,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--trace", type=Path, default=data_dir() / "azure_llm_2023_conv.csv", help="Azure LLM trace CSV to replay"
     )
-    p.add_argument("--requests", type=int, default=64, help="requests to replay (default 64)")
-    p.add_argument("--duration", type=float, default=20.0, help="seconds the arrivals are spread over (default 20)")
+    p.add_argument("--requests", type=int, default=192, help="requests to replay (default 192)")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds the arrivals are spread over (default 60)")
     p.add_argument("--model", choices=("auto", "tiny", "smollm2"), default="auto", help="auto: SmolLM2 if installed")
     p.add_argument("--no-live", action="store_true", help="no live view (also off when stdout is not a terminal)")
     p.add_argument(
         "--fault", default="cpu.compute_squeeze:1", help="NAME[:INTENSITY] injected mid-run, or none (%(default)s)"
     )
-    p.add_argument("--fault-at", type=float, metavar="S", help="seconds into the replay (default 60%% of --duration)")
+    p.add_argument(
+        "--fault-at",
+        type=float,
+        metavar="S",
+        help="seconds into the replay, and never before the detector has learnt (default 60%% of --duration)",
+    )
     p.add_argument("--fault-s", type=float, metavar="S", help="how long it stays on (default 25%% of --duration)")
-    p.add_argument("--warmup", type=int, default=200, help="decode batches the detector learns from (default 200)")
+    p.add_argument("--warmup", type=int, default=120, help="decode batches the detector learns from (default 120)")
     p.set_defaults(func=cmd_demo)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +66,9 @@ class DemoWatch:
         self.online: OnlineDetection | None = None
         self.timeline = FaultTimeline(out / "faults.jsonl")
         self.schedule: FaultSchedule | None = None
+        self._faults = session.host.fault_injectors() if fault is not None else {}
+        self._stop = threading.Event()
+        self._starter: threading.Thread | None = None
         if importlib.util.find_spec("lightgbm") is None:
             say("no detection: the warm-up fit needs LightGBM (pip install 'prism-xpu[detect]')")
         else:
@@ -76,16 +81,31 @@ class DemoWatch:
                 sampler=session.host.telemetry_sampler(session.timing.device, 0.25),
                 keep_history=True,
             )
-        if fault is not None:
-            faults = session.host.fault_injectors()
-            plan = [ScheduledFault(fault.at_s, fault.name, fault.duration_s, fault.intensity)]
-            self.schedule = FaultSchedule(faults, plan, self.timeline)
 
     def start(self) -> None:
-        if self.schedule is not None and self.fault is not None:
-            f = self.fault
-            self.say(f"fault: {f.name} at intensity {f.intensity} from {f.at_s:.1f} s for {f.duration_s:.1f} s")
-            self.schedule.start()
+        """Inject the fault at --fault-at, but never before the detector has learnt what normal looks like:
+        a slow model may not have served its warm-up batches by then, and a fault during warm-up teaches it."""
+        if self.fault is None:
+            return
+        self._starter = threading.Thread(target=self._start_fault, name="prism-demo-fault", daemon=True)
+        self._starter.start()
+
+    def _start_fault(self) -> None:
+        f = self.fault
+        assert f is not None
+        t0 = time.monotonic()
+        if self.online is not None:
+            detector = self.online.detector
+            while not detector.wait_ready(0.1) and detector.fit_error is None:  # a failed fit never gets ready
+                if self._stop.is_set():
+                    return
+        if self._stop.wait(max(0.0, f.at_s - (time.monotonic() - t0))):
+            return
+        at = time.monotonic() - t0
+        self.say(f"fault: {f.name} at intensity {f.intensity} from {at:.1f} s for {f.duration_s:.1f} s")
+        plan = [ScheduledFault(0.0, f.name, f.duration_s, f.intensity)]
+        self.schedule = FaultSchedule(self._faults, plan, self.timeline)
+        self.schedule.start()
 
     def _on_alert(self, alert: Alert) -> None:
         if alert.suspects:
@@ -95,6 +115,9 @@ class DemoWatch:
 
     def finish(self) -> dict[str, Any]:
         """Stop the fault (if still on) and detection; write diagnosis.json; return facts for the summary."""
+        self._stop.set()
+        if self._starter is not None:
+            self._starter.join()
         if self.schedule is not None:
             self.schedule.stop()
         facts: dict[str, Any] = {"fault": None, "detector": None}
