@@ -6,10 +6,32 @@ puts back the original object, or deletes the attribute when it had been inherit
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
+from prism_core.capture.stages import StageRecorder
+
 _MISSING = object()
+
+
+def timed_stage(
+    stage: str, original: Callable[..., Any], recorder: Callable[[], StageRecorder | None]
+) -> Callable[..., Any]:
+    """`original`, each call recorded as one `stage` on `recorder()`; where that is None the call runs unobserved."""
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        rec = recorder()
+        if rec is None:
+            return original(*args, **kwargs)
+        rec.begin(stage)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            rec.end(stage)
+
+    return wrapper
 
 
 class Patcher:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prism_core.capture.patching import Patcher
+from prism_core.capture.patching import Patcher, timed_stage
 from prism_core.capture.stages import FORWARD, POSTPROCESS, SCHEDULE, StageRecorder
 from prism_core.capture.workload import RequestTiming, Workload
 
@@ -129,20 +129,7 @@ class SchedulerInstrumentation:
         self._local.launched = batch_workload(batch, self.model)
 
     def _wrap_forward(self, original: Callable[..., Any]) -> Callable[..., Any]:
-        inst = self
-
-        @functools.wraps(original)
-        def run_batch(scheduler: Any, *args: Any, **kwargs: Any) -> Any:
-            rec = inst.recorder
-            if rec is None:
-                return original(scheduler, *args, **kwargs)
-            rec.begin(FORWARD)
-            try:
-                return original(scheduler, *args, **kwargs)
-            finally:
-                rec.end(FORWARD)
-
-        return run_batch
+        return timed_stage(FORWARD, original, lambda: self.recorder)
 
     def _wrap_postprocess(self, original: Callable[..., Any]) -> Callable[..., Any]:
         inst = self

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prism_core.capture.patching import Patcher
+from prism_core.capture.patching import Patcher, timed_stage
 from prism_core.capture.stages import FORWARD, POSTPROCESS, PREPARE_INPUTS, SAMPLE, SCHEDULE, StageRecorder
 from prism_core.capture.workload import RequestTiming, Workload
 from prism_plugins.frameworks.transformers.generate import ENGINE
@@ -67,19 +67,15 @@ class ContinuousInstrumentation:
     def _wrap(self, stage: str, original: Callable[..., Any]) -> Callable[..., Any]:
         inst = self
         special = {SCHEDULE: inst._schedule, PREPARE_INPUTS: inst._prepare, POSTPROCESS: inst._postprocess}.get(stage)
+        if special is None:
+            return timed_stage(stage, original, lambda: inst.recorder)
 
         @functools.wraps(original)
         def wrapper(obj: Any, *args: Any, **kwargs: Any) -> Any:
             rec = inst.recorder
             if rec is None:
                 return original(obj, *args, **kwargs)
-            if special is not None:
-                return special(rec, original, obj, *args, **kwargs)
-            rec.begin(stage)
-            try:
-                return original(obj, *args, **kwargs)
-            finally:
-                rec.end(stage)
+            return special(rec, original, obj, *args, **kwargs)
 
         return wrapper
 

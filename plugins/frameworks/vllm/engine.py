@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prism_core.capture.patching import Patcher
+from prism_core.capture.patching import Patcher, timed_stage
 from prism_core.capture.stages import FORWARD, POSTPROCESS, PREPARE_INPUTS, SAMPLE, SCHEDULE, StageRecorder
 from prism_core.capture.workload import RequestTiming
 from prism_plugins.frameworks.vllm.workload import ENGINE, Tracked, step_workload, timing
@@ -170,20 +170,11 @@ class EngineInstrumentation:
 
     def _wrap_local(self, stage: str, original: Callable[..., Any]) -> Callable[..., Any]:
         """A model-runner stage, recorded when the runner runs inside an engine step on this thread."""
-        inst = self
+        return timed_stage(stage, original, self._in_step)
 
-        @functools.wraps(original)
-        def wrapper(obj: Any, *args: Any, **kwargs: Any) -> Any:
-            rec = inst.recorder
-            if rec is None or not getattr(inst._local, "in_step", False):
-                return original(obj, *args, **kwargs)
-            rec.begin(stage)
-            try:
-                return original(obj, *args, **kwargs)
-            finally:
-                rec.end(stage)
-
-        return wrapper
+    def _in_step(self) -> StageRecorder | None:
+        """The recorder while an engine step runs on this thread; else None (a worker process)."""
+        return self.recorder if getattr(self._local, "in_step", False) else None
 
     def _remote(self) -> StageRecorder | None:
         """The recorder, where this engine step's model runner runs in other processes; else None."""
@@ -205,28 +196,15 @@ class EngineInstrumentation:
         return log_error_detail
 
     def _wrap_remote_sample(self, original: Callable[..., Any]) -> Callable[..., Any]:
-        inst = self
-
-        @functools.wraps(original)
-        def sample_tokens(executor: Any, *args: Any, **kwargs: Any) -> Any:
-            rec = inst._remote()
-            if rec is None:
-                return original(executor, *args, **kwargs)
-            rec.begin(SAMPLE)
-            try:
-                return original(executor, *args, **kwargs)
-            finally:
-                rec.end(SAMPLE)
-
-        return sample_tokens
+        return timed_stage(SAMPLE, original, self._remote)
 
     def _wrap_execute(self, original: Callable[..., Any]) -> Callable[..., Any]:
         inst = self
 
         @functools.wraps(original)
         def execute_model(runner: Any, *args: Any, **kwargs: Any) -> Any:
-            rec = inst.recorder
-            if rec is None or not getattr(inst._local, "in_step", False):  # a worker process: not recorded here
+            rec = inst._in_step()
+            if rec is None:  # a worker process: not recorded here
                 return original(runner, *args, **kwargs)
             inst._runner_here = True
             rec.begin(FORWARD)
