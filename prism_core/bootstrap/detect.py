@@ -26,6 +26,7 @@ ENV_SINKS = "PRISM_ALERT_SINKS"
 ENV_WARMUP = "PRISM_DETECT_WARMUP"
 ENV_ESCALATE = "PRISM_DETECT_ESCALATE"
 ENV_OUT = "PRISM_DETECT_OUT"
+ENV_DEEP = "PRISM_DETECT_DEEP"
 ENV_STAGE_FAULTS = "PRISM_STAGE_FAULTS"
 
 DEFAULT_OUT = "prism-alerts"
@@ -38,6 +39,7 @@ class DetectSettings:
     warmup: int
     escalate: int
     out: Path
+    deep: int
 
     def env(self) -> dict[str, str]:
         """The variables that carry these settings to the `prism run` child."""
@@ -47,6 +49,7 @@ class DetectSettings:
             ENV_WARMUP: str(self.warmup),
             ENV_ESCALATE: str(self.escalate),
             ENV_OUT: str(self.out),
+            ENV_DEEP: str(self.deep),
         }
         if self.model is not None:
             env[ENV_MODEL] = str(self.model)
@@ -67,6 +70,7 @@ def _int(name: str, raw: str | None, default: int, low: int) -> int:
 
 def detect_settings(env: Mapping[str, str], plugin_host: PluginHost) -> DetectSettings:
     """Parse and check: the model file loads, every sink name is known (or `webhook:URL`)."""
+    from prism_core.capture.deep import DEFAULT_DEEP_BATCHES
     from prism_core.detect.detector import DEFAULT_ESCALATE_BATCHES, DEFAULT_WARMUP_BATCHES
     from prism_core.detect.model import LatencyModel
 
@@ -85,6 +89,7 @@ def detect_settings(env: Mapping[str, str], plugin_host: PluginHost) -> DetectSe
         warmup=_int(ENV_WARMUP, env.get(ENV_WARMUP), DEFAULT_WARMUP_BATCHES, 10),
         escalate=_int(ENV_ESCALATE, env.get(ENV_ESCALATE), DEFAULT_ESCALATE_BATCHES, 2),
         out=Path(env.get(ENV_OUT, "").strip() or DEFAULT_OUT),
+        deep=_int(ENV_DEEP, env.get(ENV_DEEP), DEFAULT_DEEP_BATCHES, 0),
     )
 
 
@@ -116,4 +121,6 @@ def attach_from_env(session: CaptureSession, env: Mapping[str, str] | None = Non
         window_dir=s.out,
         make_exporter=session.host.exporter,
         sampler=session.host.telemetry_sampler(session.timing.device, 0.25),
+        deep=session.operator_capture() if s.deep else None,
+        deep_batches=s.deep,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from prism_core.capture.buffer import BEGIN, END, ITERATION_BEGIN, ITERATION_END, REQUESTS, EventRing
 from prism_core.capture.timing import TimingBackend
@@ -17,7 +18,7 @@ class RingRecorder:
     budget (`prism bench capture` reports the pair cost).
     """
 
-    __slots__ = ("_clock", "_events", "_ident", "_mark", "capacity", "ring")
+    __slots__ = ("_clock", "_deep", "_events", "_ident", "_mark", "capacity", "ring")
 
     def __init__(self, ring: EventRing, timing: TimingBackend) -> None:
         self.ring = ring
@@ -26,6 +27,7 @@ class RingRecorder:
         self._clock = time.perf_counter_ns
         self._mark = timing.mark
         self._ident = threading.get_ident
+        self._deep: Any = None  # the OperatorCapture a DeepRecorder (capture.deep) drives; unused on this class
 
     def begin(self, stage: str) -> None:
         if len(self._events) < self.capacity:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from prism_core.capture.adapters import FrameworkAdapter
 from prism_core.capture.buffer import DEFAULT_CAPACITY, EventRing
 from prism_core.capture.collector import BatchConsumer, Collector
+from prism_core.capture.deep import OperatorCapture, torch_profiler_missing
 from prism_core.capture.recorder import RingRecorder
 from prism_core.capture.stages import StageRecorder
 from prism_core.capture.timing import TimingBackend
@@ -60,7 +61,7 @@ class CaptureSession:
                 raise UsageError(f"no plugin gives a timing backend for {device.id}")
         self.timing = timing
         self.ring = EventRing(capacity)
-        ring_recorder = RingRecorder(self.ring, timing)
+        ring_recorder = self.ring_recorder = RingRecorder(self.ring, timing)
         # Stage faults (cpu.stage_delay) need a recorder that can sleep inside a stage; it costs one more call per
         # event, so it is only put in front when asked for (`prism dataset make`, `prism demo`, PRISM_STAGE_FAULTS).
         self.recorder: StageRecorder = DelayingRecorder(ring_recorder) if stage_faults else ring_recorder
@@ -75,6 +76,14 @@ class CaptureSession:
         assert isinstance(plugin_host, PluginHost)
         exporters = [plugin_host.exporter(s) for s in specs]
         return cls(exporters, plugin_host=plugin_host, **kwargs)  # type: ignore[arg-type]
+
+    def operator_capture(self) -> OperatorCapture | None:
+        """Deep capture (torch.profiler) on this session's recorder; None, saying why, where torch has none."""
+        missing = torch_profiler_missing()
+        if missing is not None:
+            log.warning("deep capture off: %s", missing.reason)
+            return None
+        return OperatorCapture(self.ring_recorder, gpu=self.timing.device.vendor in ("nvidia", "amd"))
 
     def add_consumer(self, fn: BatchConsumer) -> None:
         self.collector.add_consumer(fn)

@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--warmup", type=int, metavar="N", help="with --detect, no --model: batches to learn from (1000)")
     p.add_argument("--escalate", type=int, metavar="N", help="with --detect: batches per alert window (default 50)")
+    p.add_argument(
+        "--deep", type=int, metavar="N", help="with --detect: operator-timed batches after a diagnosis (10; 0 off)"
+    )
     p.add_argument("--alerts-out", metavar="DIR", help="with --detect: folder of alert windows (prism-alerts)")
     p.add_argument(
         "--stage-faults", action="store_true", help="let cpu.stage_delay act inside the program (testing only)"
@@ -73,6 +76,7 @@ def unreachable(spec: ExportSpec) -> str | None:
 def detect_env(args: argparse.Namespace) -> dict[str, str]:
     """PRISM_DETECT* variables for the child, checked here (a bad model or sink fails before the program runs)."""
     from prism_core.bootstrap.detect import (
+        ENV_DEEP,
         ENV_ESCALATE,
         ENV_MODEL,
         ENV_OUT,
@@ -84,8 +88,8 @@ def detect_env(args: argparse.Namespace) -> dict[str, str]:
 
     env = {ENV_STAGE_FAULTS: "1"} if args.stage_faults else {}
     if not args.detect:
-        if args.model or args.alert_sink or args.warmup or args.escalate or args.alerts_out:
-            raise UsageError("--model, --alert-sink, --warmup, --escalate and --alerts-out need --detect")
+        if args.model or args.alert_sink or args.warmup or args.escalate or args.alerts_out or args.deep is not None:
+            raise UsageError("--model, --alert-sink, --warmup, --escalate, --deep and --alerts-out need --detect")
         return env
     given = {
         ENV_MODEL: args.model,
@@ -93,6 +97,7 @@ def detect_env(args: argparse.Namespace) -> dict[str, str]:
         ENV_WARMUP: None if args.warmup is None else str(args.warmup),
         ENV_ESCALATE: None if args.escalate is None else str(args.escalate),
         ENV_OUT: args.alerts_out,
+        ENV_DEEP: None if args.deep is None else str(args.deep),
     }
     settings = detect_settings({k: v for k, v in given.items() if v is not None}, host())
     return {**env, **settings.env()}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prism_core.capture.deep import DEFAULT_DEEP_BATCHES
 from prism_core.capture.session import CaptureSession
 from prism_core.detect.detector import DetectorConfig
 from prism_core.detect.online import OnlineDetection
@@ -80,6 +81,8 @@ class DemoWatch:
                 make_exporter=session.host.exporter,
                 sampler=session.host.telemetry_sampler(session.timing.device, 0.25),
                 keep_history=True,
+                deep=session.operator_capture(),
+                deep_batches=DEFAULT_DEEP_BATCHES,
             )
 
     def start(self) -> None:
@@ -136,6 +139,7 @@ class DemoWatch:
             "threshold": det.chart.threshold if det.chart is not None else None,
             "alerts": det.alerts,
             "alert_windows": [str(p) for p in online.windows],
+            "operator_traces": [str(p) for p in online.deep.written] if online.deep is not None else [],
         }
         if online.diagnosed:
             alert, diagnosis = online.diagnosed[-1] if not events else _nearest(online.diagnosed, events[0].onset_ns)

@@ -65,7 +65,6 @@ class Detector:
         self.chart: ControlChart | None = None
         self.last: Observation | None = None
         self.alerts = 0
-        self.deep_capture_left = 0
         self._escalate: list[EscalateFn] = []
         self._alarmed = False
         self._alarm_batches = 0  # monitored batches since this excursion's latest alert
@@ -90,13 +89,11 @@ class Detector:
         return self._ready.wait(timeout_s)
 
     def on_escalate(self, fn: EscalateFn) -> None:
-        """Call `fn(alert, batches)` on each alert: the capture side switches to deep capture for `batches`."""
+        """Call `fn(alert, batches)` on each alert: the escalation window and diagnosis of the next `batches`."""
         self._escalate.append(fn)
 
     def update(self, record: BatchRecord) -> Alert | None:
         """Score one batch; return the Alert it raised (already sent to the sinks), else None."""
-        if self.deep_capture_left:
-            self.deep_capture_left -= 1
         if record.mode not in self.config.modes:
             return None
         chart, model = self.chart, self.model
@@ -137,7 +134,6 @@ class Detector:
         )
         self.alerts += 1
         deliver(alert, self.sinks)
-        self.deep_capture_left = self.config.escalate_batches
         for fn in self._escalate:
             try:
                 fn(alert, self.config.escalate_batches)

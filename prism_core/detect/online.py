@@ -7,7 +7,10 @@
 2. on an alert, escalates: the next `escalate_batches` batches, preceded by the last chart window that raised it,
    are written to their own Chrome trace (`alert-N.trace.json`, renamed into place when the window is complete);
 3. diagnoses: the batches before the alert against the escalated ones (`WindowDiagnoser`), and sends the alert
-   again with the top suspects filled in, so a sink sees first the alert (fast) and then its diagnosis.
+   again with the top suspects filled in, so a sink sees first the alert (fast) and then its diagnosis;
+4. once diagnosed, deep-captures (`OperatorCapture`, when given): operator timing of the next `deep_batches`
+   batches into `alert-N-....ops.trace.json`. It comes after the diagnosis window because the profiler slows the
+   batches it covers: those batches are not scored either.
 
 Everything runs on the collector thread except telemetry sampling (its own thread, see `TelemetryFeed`).
 """
@@ -22,6 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from prism_core.capture.collector import Collector
+from prism_core.capture.deep import OperatorCapture
 from prism_core.capture.telemetry import TelemetrySampler
 from prism_core.detect.detector import Detector, DetectorConfig, Observation, deliver
 from prism_core.detect.model import LatencyModel
@@ -130,6 +134,8 @@ class OnlineDetection:
         diagnose_before: int = 200,
         sampler: TelemetrySampler | None = None,
         keep_history: bool = False,
+        deep: OperatorCapture | None = None,
+        deep_batches: int = 0,
     ) -> None:
         self.collector = collector
         self.sinks = [*sinks, ExporterAlertSink(lambda: list(collector.exporters))]
@@ -148,12 +154,16 @@ class OnlineDetection:
         # Every scored batch's Observation, for a control-chart plot (`prism demo`); off by default: it grows.
         self.history: list[Observation] | None = [] if keep_history else None
         self._telemetry = TelemetryFeed(sampler, self.diagnoser) if sampler is not None else None
+        self.deep = deep if deep_batches > 0 else None
+        self.deep_batches = deep_batches
         collector.add_consumer(self.on_batch)
 
     def on_batch(self, record: BatchRecord) -> None:
         self._recent.append(record)
         before = self._window
         seen = self.detector.last
+        if self.deep is not None and self.deep.busy:
+            return  # under the profiler: its latency says more about the profiler than about the engine
         self.detector.update(record)
         if self.history is not None and self.detector.last is not seen and self.detector.last is not None:
             self.history.append(self.detector.last)
@@ -188,6 +198,10 @@ class OnlineDetection:
         follow = alert.model_copy(update={"suspects": lines, "message": f"{alert.message}; diagnosis: {where}"})
         self.diagnosed.append((follow, diagnosis))
         deliver(follow, self.sinks)
+        if self.deep is not None and self.window_dir is not None:
+            path = self.window_dir / f"alert-{self.detector.alerts}-{alert.batch_start_ns}.ops.trace.json"
+            if self.deep.arm(self.deep_batches, path):
+                log.warning("deep capture: operator timing of the next %d batches into %s", self.deep_batches, path)
 
     def close(self) -> None:
         """Close an open window file (a short window is still a whole file) and the telemetry feed."""
@@ -198,3 +212,5 @@ class OnlineDetection:
         if self._telemetry is not None:
             self._telemetry.close()
             self._telemetry = None
+        if self.deep is not None:
+            self.deep.close()

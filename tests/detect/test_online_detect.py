@@ -26,6 +26,8 @@ def test_alert_with_diagnosis_naming_the_delayed_stage(tmp_path: Path, prism_cmd
         "120",
         "--escalate",
         "30",
+        "--deep",
+        "5",
         "--alerts-out",
         str(alerts),
         "--stage-faults",
@@ -51,10 +53,16 @@ def test_alert_with_diagnosis_naming_the_delayed_stage(tmp_path: Path, prism_cmd
     diagnosed = [x for x in fired if x["suspects"]]
     assert diagnosed and diagnosed[0]["suspects"][0].startswith("forward x ")
     assert "diagnosis: forward" in diagnosed[0]["message"]
-    windows = sorted(alerts.glob("alert-*.trace.json"))
+    windows = sorted(set(alerts.glob("alert-*.trace.json")) - set(alerts.glob("*.ops.trace.json")))
     assert windows and not list(alerts.glob("*.part"))
     events = json.loads(windows[-1].read_text())
     assert any(e.get("ph") == "X" and e.get("tid") == 1 for e in events)  # batch slices of the window
+    # After the diagnosis, operator timing (torch.profiler) of the next --deep batches, stages as ranges.
+    assert "deep capture: operator timing of the next 5 batches" in r.stderr
+    ops = sorted(alerts.glob("alert-*.ops.trace.json"))
+    assert ops, sorted(p.name for p in alerts.iterdir())
+    names = {e.get("name") for e in json.loads(ops[0].read_text())["traceEvents"]}
+    assert "forward" in names and any(str(n).startswith("aten::") for n in names)
 
 
 def test_detect_flags_are_checked_before_the_program_runs(tmp_path: Path, prism_cmd: list[str]) -> None:
@@ -67,6 +75,8 @@ def test_detect_flags_are_checked_before_the_program_runs(tmp_path: Path, prism_
         (["--detect", "--alert-sink", "pager"], "unknown alert sink 'pager'"),
         (["--warmup", "50"], "need --detect"),
         (["--detect", "--warmup", "3"], "at least 10"),
+        (["--detect", "--deep", "-1"], "PRISM_DETECT_DEEP='-1': must be at least 0"),
+        (["--deep", "5"], "need --detect"),
     ):
         r = subprocess.run([*prism_cmd, "run", *flags, "--", *program], capture_output=True, text=True)
         assert r.returncode == 2 and expected in r.stderr, (flags, r.stderr)

@@ -1,0 +1,74 @@
+"""Deep capture: torch.profiler operator timing of N real generate() iterations, started from another thread."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from prism_core.capture.deep import DeepRecorder, OperatorCapture
+from prism_core.capture.recorder import RingRecorder
+from prism_core.capture.session import CaptureSession
+from prism_core.models import BatchRecord
+from prism_core.testing import InMemoryExporter
+
+
+def _generate(model: Any, prompts: Any, tokens: int) -> Any:
+    import torch
+
+    ids, mask = prompts
+    with torch.inference_mode():
+        return model.generate(ids, attention_mask=mask, max_new_tokens=tokens, do_sample=False)
+
+
+def test_armed_from_another_thread_times_operators_inside_stages(
+    tiny_model: Any, prompts: Any, memory_session: tuple[CaptureSession, InMemoryExporter], tmp_path: Path
+) -> None:
+    session, exporter = memory_session
+    session.install_all("transformers")
+    deep = session.operator_capture()
+    assert deep is not None
+    plain = _generate(tiny_model, prompts, 6)
+    path = tmp_path / "alert-1.ops.trace.json"
+    done = threading.Event()
+    # Armed from a thread other than the engine's, as the collector thread does after a diagnosis.
+    armer = threading.Thread(target=lambda: deep.arm(3, path, lambda p: done.set()))
+    armer.start()
+    armer.join()
+    assert deep.busy and session.ring_recorder.__class__ is DeepRecorder
+    assert not deep.arm(3, tmp_path / "second.json")  # one capture at a time
+    profiled = _generate(tiny_model, prompts, 6)
+    assert done.wait(60), "the operator trace was never written"
+    assert session.ring_recorder.__class__ is RingRecorder and not deep.busy
+    assert profiled.tolist() == plain.tolist()  # profiling never changes what the engine computes
+    assert deep.written == [path] and not list(tmp_path.glob("*.part"))
+    events = json.loads(path.read_text())["traceEvents"]
+    names = {e.get("name") for e in events}
+    assert {"prepare_inputs", "forward", "sample", "postprocess"} <= names  # Prism's stages as ranges
+    assert any(str(n).startswith("aten::") for n in names)  # and the operators inside them
+    # Exactly the 3 armed iterations were profiled: one range per stage per iteration.
+    assert sum(1 for e in events if e.get("name") == "forward" and e.get("ph") == "X") == 3
+    session.flush()
+    batches = [r for r in exporter.records if isinstance(r, BatchRecord)]
+    assert len(batches) == 2 * 6  # capture went on as usual, during and after the deep window
+    deep.close()
+
+
+def test_closing_before_the_engine_runs_again_disarms_and_writes_nothing(
+    memory_session: tuple[CaptureSession, InMemoryExporter], tmp_path: Path
+) -> None:
+    deep = OperatorCapture(memory_session[0].ring_recorder)
+    assert deep.arm(2, tmp_path / "x.json")  # an alert diagnosed as the program ends: no iteration follows
+    deep.close()
+    assert memory_session[0].ring_recorder.__class__ is RingRecorder and not deep.busy
+    assert not list(tmp_path.iterdir())
+
+
+def test_arm_refuses_zero_batches(memory_session: tuple[CaptureSession, InMemoryExporter], tmp_path: Path) -> None:
+    deep = OperatorCapture(memory_session[0].ring_recorder)
+    with pytest.raises(ValueError, match="at least one batch"):
+        deep.arm(0, tmp_path / "x.json")
+    assert not deep.busy
