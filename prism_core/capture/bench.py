@@ -5,6 +5,9 @@ child processes and under `prism run --export otlp+grpc://` to a real receiver o
 alternates (plain first, then traced first, ...) so drift on a shared machine hits both sides alike. Each pair
 gives one ratio; the figure is their median, with the spread and the load average beside it.
 
+Beside it, `throughput_ratio_in_process` alternates capture on and off round by round inside one such program
+(`--ab-export`): a figure with far less spread, that leaves out what merely loading Prism costs a process.
+
 The soak serves the same program continuously under `prism run` with OTLP export and samples the child's RSS
 and the `prism.capture.events_dropped` counter it exports, then fits the RSS slope.
 """
@@ -75,7 +78,8 @@ def capture(
     if runs < 1 or rounds < 1:
         raise UsageError("--runs and --rounds must be >= 1")
     pair = stage_pair_us()
-    args = ["--batch", str(batch), "--input", str(input_len), "--output", str(output_len), "--rounds", str(rounds)]
+    shape = ["--batch", str(batch), "--input", str(input_len), "--output", str(output_len)]
+    args = [*shape, "--rounds", str(rounds)]
     plain: list[float] = []
     traced: list[float] = []
     digests: set[str] = set()
@@ -95,7 +99,11 @@ def capture(
                     if cpu is not None and batches:
                         collector_us.append(cpu * 1e6 / batches)
         spans = receiver.span_count
+        # As many pairs as the separate runs had rounds (at least 20): each pair is two generate() calls.
+        pairs = ["--rounds", str(max(runs * rounds, 20))]
+        ab = _workload([], [*shape, *pairs, "--ab-export", f"otlp+grpc://{receiver.address}"])
     ratios = sorted(t / p for t, p in zip(traced, plain, strict=True))
+    ab_ratios = sorted(t / p for t, p in zip(ab["with"], ab["without"], strict=True))
     return {
         "stage_pair_us_p50": round(statistics.median(pair), 3),
         "stage_pair_us_min": round(min(pair), 3),
@@ -103,6 +111,12 @@ def capture(
         "throughput_ratio_pairs": [round(r, 4) for r in ratios],
         "throughput_ratio_spread": round(ratios[-1] - ratios[0], 4),
         "throughput_ratio_of_medians": round(statistics.median(traced) / statistics.median(plain), 4),
+        "throughput_ratio_in_process": round(statistics.median(ab_ratios), 4),
+        "throughput_ratio_in_process_iqr": [
+            round(ab_ratios[len(ab_ratios) // 4], 4),
+            round(ab_ratios[-1 - len(ab_ratios) // 4], 4),
+        ],
+        "in_process_pairs": len(ab_ratios),
         "collector_cpu_us_per_batch": round(statistics.median(collector_us), 1) if collector_us else None,
         "tokens_per_s_plain": [round(x, 1) for x in plain],
         "tokens_per_s_prism_run_otlp": [round(x, 1) for x in traced],

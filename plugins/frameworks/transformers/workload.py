@@ -2,6 +2,11 @@
 
 It is the "user program" `prism bench capture` times with and without `prism run`: it knows nothing of Prism.
 Prints one JSON line: decode tokens/s over the timed rounds, and a digest of the generated tokens.
+
+`--ab-export SPEC` is the one exception: the same process times its rounds alternately with the transformers
+adapter installed (capture on, exporting to SPEC) and uninstalled, and prints the per-pair ratios. Slow drift of a
+shared machine then hits both sides of every pair alike; what it leaves out is whatever Prism costs a process
+merely by being loaded, which the separate-process comparison includes.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import argparse
 import hashlib
 import json
 import time
+from typing import Any
 
 
 def main() -> None:
@@ -24,12 +30,16 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seconds", type=float, default=0.0, help="keep running rounds until this long (soak runs)")
+    p.add_argument("--ab-export", metavar="SPEC", help="alternate rounds with and without capture in this process")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     model = tiny_llama()
     vocab = model.config.vocab_size
     ids = torch.randint(3, vocab, (a.batch, a.input), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
+    if a.ab_export:
+        print(json.dumps(alternate(model, ids, mask, a.output, a.rounds, a.ab_export)))
+        return
     with torch.inference_mode():
         model.generate(ids, attention_mask=mask, max_new_tokens=4, do_sample=False)  # warm-up
         digest = hashlib.sha256()
@@ -46,6 +56,37 @@ def main() -> None:
             {"tokens_per_s": tokens / elapsed, "seconds": elapsed, "tokens": tokens, "digest": digest.hexdigest()}
         )
     )
+
+
+def alternate(model: Any, ids: Any, mask: Any, output: int, pairs: int, spec: str) -> dict[str, Any]:
+    """`pairs` pairs of generate() rounds, one with capture on and one without, order alternating per pair."""
+    import torch
+
+    from prism_core.capture.session import CaptureSession
+
+    session = CaptureSession.from_specs([spec])
+    adapter = next(a for a in session.host.framework_adapters() if getattr(a, "module", None) == "transformers")
+
+    def tokens_per_s() -> float:
+        start = time.perf_counter()
+        model.generate(ids, attention_mask=mask, max_new_tokens=output, min_new_tokens=output)
+        return ids.shape[0] * output / (time.perf_counter() - start)
+
+    on: list[float] = []
+    off: list[float] = []
+    with torch.inference_mode():
+        model.generate(ids, attention_mask=mask, max_new_tokens=4, do_sample=False)  # warm-up
+        for i in range(pairs):
+            for captured in (True, False) if i % 2 else (False, True):
+                if captured:
+                    session.install(adapter)
+                    on.append(tokens_per_s())
+                    adapter.uninstall()
+                    session.installed.remove(adapter)
+                else:
+                    off.append(tokens_per_s())
+    session.close()
+    return {"with": on, "without": off, "batches": session.collector.stats().batches}
 
 
 if __name__ == "__main__":
