@@ -14,6 +14,7 @@ from prism_core.detect.evaluate import evaluate, fit_with_report
 from prism_core.detect.model import LatencyModel
 from prism_core.detect.table import FORMATS, read_table
 from prism_core.errors import UsageError
+from prism_core.faults.timeline import FaultEvent, FaultTimeline
 
 REGRESSION_KEYS = ("r2", "mape", "median_ape", "within_10pct", "within_25pct", "rows")
 DETECTION_KEYS = ("precision", "recall", "f1", "fpr", "lag", "missed_segments")
@@ -40,6 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev.add_argument("--theta-max", type=float, default=0.5, help="cap on the learnt threshold (default 0.5)")
     ev.add_argument("--theta-min", type=float, default=0.15, help="floor under the learnt threshold (default 0.15)")
     ev.add_argument("--modes", default="decode", help="forward modes to monitor, comma-separated (default decode)")
+    ev.add_argument("--faults", metavar="FILE", help="the set's fault timeline (faults.jsonl): adds by_fault")
     ev.add_argument("--json", action="store_true", help="print JSON")
     ev.set_defaults(func=cmd_eval)
 
@@ -84,7 +86,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not modes or not modes <= {"prefill", "decode", "mixed"}:
         raise UsageError(f"--modes must name prefill, decode and/or mixed, got {args.modes!r}")
     model = LatencyModel.load(args.model)
-    result = evaluate(model, read_table(args.records, args.format), chart, modes)
+    faults = read_faults(args.faults) if args.faults else []
+    result = evaluate(model, read_table(args.records, args.format), chart, modes, faults)
     if args.json:
         print_json(result)
         return 0
@@ -93,7 +96,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for name, r in result["baselines"].items():
         t.add_row(name, *_cells(r, DETECTION_KEYS))
     console.print(t)
+    if "by_fault" in result:
+        f = Table("fault", "intensity", "batches", "latency ratio", "recall", "lag", title="By fault")
+        for r in result["by_fault"]:
+            f.add_row(r["fault"], *_cells(r, ("intensity", "batches", "latency_ratio", "recall", "lag")))
+        console.print(f)
     return 0
+
+
+def read_faults(path: str) -> list[FaultEvent]:
+    """A fault timeline, or one UsageError line saying what is wrong with it."""
+    try:
+        faults = FaultTimeline.read(path)
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise UsageError(
+            f"{path}: not a fault timeline (JSON lines from `prism dataset make`): {str(exc).splitlines()[0]}"
+        ) from None
+    if not faults:
+        raise UsageError(f"{path}: no faults in it")
+    return faults
 
 
 def _cells(d: dict[str, Any], keys: tuple[str, ...]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -10,10 +11,11 @@ import numpy.typing as npt
 
 from prism_core.detect import baselines
 from prism_core.detect.chart import ChartConfig
-from prism_core.detect.metrics import detection_metrics, regression_metrics
+from prism_core.detect.metrics import Floats, detection_metrics, regression_metrics
 from prism_core.detect.model import LatencyModel, clean_mask, positive_error
 from prism_core.detect.table import MODE_CODES, WorkloadTable
 from prism_core.errors import UsageError
+from prism_core.faults.timeline import FaultEvent
 
 HOLDOUT_FRACTION = 0.2
 
@@ -67,8 +69,18 @@ def fit_with_report(t: WorkloadTable, *, seed: int = 0) -> tuple[LatencyModel, d
     return model, report
 
 
-def evaluate(model: LatencyModel, t: WorkloadTable, chart: ChartConfig, modes: frozenset[str]) -> dict[str, Any]:
-    """Stream the rows in file order through the detector's chart and through each baseline; score all."""
+def evaluate(
+    model: LatencyModel,
+    t: WorkloadTable,
+    chart: ChartConfig,
+    modes: frozenset[str],
+    faults: Sequence[FaultEvent] = (),
+) -> dict[str, Any]:
+    """Stream the rows in file order through the detector's chart and through each baseline; score all.
+
+    With the fault timeline the set was made with, `by_fault` says for each fault how much it slowed the monitored
+    batches it overlapped (median measured / predicted latency) and how many of them the detector flagged: a fault
+    that does not slow the engine is one no latency detector can see, and this is where that shows."""
     if t.label is None:
         raise UsageError(f"{t.source}: no 'label' column (0 = normal batch, 1 = abnormal)")
     monitored = np.isin(t.mode, [MODE_CODES[m] for m in modes])
@@ -76,10 +88,12 @@ def evaluate(model: LatencyModel, t: WorkloadTable, chart: ChartConfig, modes: f
         raise UsageError(f"{t.source}: no rows of the monitored mode(s) {', '.join(sorted(modes))}")
     y = t.duration_us[monitored]
     label = t.label[monitored]
-    errors = positive_error(y, model.predict_us(t.take(monitored)))
+    predicted = model.predict_us(t.take(monitored))
+    errors = positive_error(y, predicted)
     mu, sigma = model.window_stats(chart.w)
     threshold = chart.threshold(mu, sigma)
-    result: dict[str, Any] = detection_metrics(label, baselines.chart_alarms(errors, chart.w, threshold))
+    alarms = baselines.chart_alarms(errors, chart.w, threshold)
+    result: dict[str, Any] = detection_metrics(label, alarms)
     result.update(
         rows=len(t), rows_scored=int(monitored.sum()), threshold=threshold, chart=chart.model_dump(mode="json")
     )
@@ -90,4 +104,24 @@ def evaluate(model: LatencyModel, t: WorkloadTable, chart: ChartConfig, modes: f
         "sigma3_raw": detection_metrics(label, baselines.sigma_alarms(y)),
         "ewma_raw": detection_metrics(label, baselines.ewma_alarms(y)),
     }
+    if faults:
+        start_ns = t.start_us[monitored] * 1e3
+        result["by_fault"] = [_fault_report(f, start_ns, start_ns + y * 1e3, predicted, y, alarms) for f in faults]
     return result
+
+
+def _fault_report(
+    f: FaultEvent, start_ns: Floats, end_ns: Floats, predicted_us: Floats, y: Floats, alarms: npt.NDArray[np.bool_]
+) -> dict[str, Any]:
+    """One fault: the monitored batches it overlapped, their median slow-down, the share flagged, the lag."""
+    inside = (start_ns < f.end_ns) & (end_ns > f.onset_ns)
+    rows = np.flatnonzero(inside)
+    hits = np.flatnonzero(alarms[rows])
+    return {
+        "fault": f.name,
+        "intensity": f.intensity,
+        "batches": len(rows),
+        "latency_ratio": round(float(np.median(y[rows] / predicted_us[rows])), 4) if len(rows) else None,
+        "recall": round(len(hits) / len(rows), 4) if len(rows) else None,
+        "lag": int(hits[0]) if len(hits) else None,
+    }

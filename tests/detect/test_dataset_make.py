@@ -76,6 +76,21 @@ def test_make_labels_the_fault_window(tmp_path: Path, prism_cmd: list[str], trac
     table = read_table(out / "eval.csv")
     assert table.label is not None and table.label.sum() == meta["abnormal"]
     assert read_table(out / "train.csv").label.sum() == 0  # type: ignore[union-attr]
+    # The set's own fault timeline breaks detection down by fault: how much it slowed the engine, what was caught.
+    pytest.importorskip("lightgbm")
+    model = str(tmp_path / "m.json")
+    fit = [*prism_cmd, "detect", "fit", "--records", str(out / "train.csv"), "--model", model, "--json"]
+    subprocess.run(fit, capture_output=True, check=True)
+    ev = [*prism_cmd, "detect", "eval", "--model", model, "--records", str(out / "eval.csv"), "--json"]
+    result = json.loads(subprocess.run([*ev, "--faults", str(out / "faults.jsonl")], capture_output=True,
+                                       text=True, check=True).stdout)  # fmt: skip
+    (by_fault,) = result["by_fault"]
+    assert by_fault["fault"] == "cpu.stage_delay" and by_fault["intensity"] == 0.6
+    assert by_fault["batches"] == sum(1 for x in lines if x["label"] and x["mode"] == "decode")
+    assert by_fault["latency_ratio"] > 2  # 30 ms slept in batches the model predicts at a few ms
+    assert by_fault["recall"] > 0.5 and by_fault["lag"] is not None
+    bad = subprocess.run([*ev, "--faults", str(out / "batches.csv")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "not a fault timeline" in bad.stderr and len(bad.stderr.splitlines()) == 1
 
 
 def test_make_refuses_a_used_folder_and_unknown_faults(tmp_path: Path, prism_cmd: list[str], trace: Path) -> None:
