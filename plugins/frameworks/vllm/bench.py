@@ -82,11 +82,13 @@ def in_process(model: str, rounds: int, batch: list[str], max_tokens: int, out: 
                 session.installed.remove(adapter)
     session.close()
     best = {name: max(v) for name, v in times.items()}
+    pairs = [p / q for p, q in zip(times["prism"], times["plain"], strict=True)]
     return {
         "mode": "in-process",
         "plain_tokens_per_s": times["plain"],
         "prism_tokens_per_s": times["prism"],
         "best_ratio": best["prism"] / best["plain"],
+        "median_pair_ratio": statistics.median(pairs),
         "overhead_pct": (1 - best["prism"] / best["plain"]) * 100,
         "load_average": os.getloadavg(),
     }
