@@ -11,8 +11,9 @@ in the order the stages first began (adapters report sequential stages, so this 
 from __future__ import annotations
 
 import os
+import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prism_core.errors import UsageError
@@ -39,13 +40,16 @@ SCOPE = "prism"
 class OtelExporter:
     """Records -> OTLP spans (encoded here, shipped by a SpanSender) and locally aggregated metrics."""
 
-    def __init__(self, spec: ExportSpec, spans: SpanSender, metric_exporter: MetricExporter) -> None:
+    def __init__(
+        self, spec: ExportSpec, spans: SpanSender, metric_exporter: MetricExporter, *, sample_ratio: float = 1.0
+    ) -> None:
         from opentelemetry.sdk.resources import Resource
 
         from prism_core import __version__
 
         self.spec = spec
         self._spans = spans
+        self.sample_ratio = sample_ratio
         resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "prism")})
         self._resource_attributes = dict(resource.attributes)
         self._version = __version__
@@ -86,9 +90,9 @@ class OtelExporter:
             self._since = time.monotonic()
         for record in records:
             if isinstance(record, BatchRecord):
-                self._batch(record)
+                self._batch(record, self.sample_ratio >= 1.0 or random.random() < self.sample_ratio)
             elif isinstance(record, RequestRecord):
-                self._request(record)
+                self._request(record, self.sample_ratio >= 1.0 or random.random() < self.sample_ratio)
             elif isinstance(record, Alert):
                 self._alert(record)
         if len(self._pending) >= SPANS_PER_REQUEST or time.monotonic() - self._since >= SEND_INTERVAL_S:
@@ -101,8 +105,20 @@ class OtelExporter:
             scope = wire.scope_spans(SCOPE, self._version, spans)
             self._spans.submit(wire.export_trace_request(self._resource_attributes, scope))
 
-    def _batch(self, b: BatchRecord) -> None:
+    def _batch(self, b: BatchRecord, traced: bool) -> None:
+        """Histograms count every batch; spans only for the batches the sampler keeps."""
         self._engines[b.model] = b.engine
+        mode = b.mode
+        record = self._metrics.record
+        for stage, timing in b.stages.items():
+            record(n.PRISM_STAGE_DURATION, timing.wall_ns / 1e9, ((n.PRISM_STAGE, stage), (n.PRISM_BATCH_MODE, mode)))
+        record(
+            n.PRISM_BATCH_DURATION, b.duration_ns / 1e9, ((n.PRISM_BATCH_MODE, mode), (n.GEN_AI_REQUEST_MODEL, b.model))
+        )
+        if traced:
+            self._batch_spans(b)
+
+    def _batch_spans(self, b: BatchRecord) -> None:
         mode = b.mode
         attributes = b"".join(
             (
@@ -132,11 +148,9 @@ class OtelExporter:
                 n.PRISM_BATCH_SPAN, b.start_ns, b.start_ns + b.duration_ns, attributes, trace=trace, span_id=parent
             )
         )
-        record = self._metrics.record
         at = b.start_ns
         for stage, timing in b.stages.items():
-            metric_attrs = ((n.PRISM_STAGE, stage), (n.PRISM_BATCH_MODE, mode))
-            stage_attrs = wire.constant_attributes(metric_attrs)
+            stage_attrs = wire.constant_attributes(((n.PRISM_STAGE, stage), (n.PRISM_BATCH_MODE, mode)))
             if timing.device_ns is not None:
                 stage_attrs += wire.attribute(n.PRISM_STAGE_DEVICE_NS, timing.device_ns)
             end = at + timing.wall_ns
@@ -145,12 +159,8 @@ class OtelExporter:
                 wire.span(name, at, end, stage_attrs, trace=trace, span_id=wire.new_span_id(), parent=parent)
             )
             at = end
-            record(n.PRISM_STAGE_DURATION, timing.wall_ns / 1e9, metric_attrs)
-        record(
-            n.PRISM_BATCH_DURATION, b.duration_ns / 1e9, ((n.PRISM_BATCH_MODE, mode), (n.GEN_AI_REQUEST_MODEL, b.model))
-        )
 
-    def _request(self, r: RequestRecord) -> None:
+    def _request(self, r: RequestRecord, traced: bool) -> None:
         metric_attrs = (
             (n.GEN_AI_OPERATION_NAME, n.GEN_AI_OPERATION_TEXT_COMPLETION),
             (n.GEN_AI_PROVIDER_NAME, self._engines.get(r.model, "prism")),
@@ -171,6 +181,8 @@ class OtelExporter:
             attributes[n.PRISM_REQUEST_TPOT_S] = r.tpot_s
             self._metrics.record(n.GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN, r.tpot_s, metric_attrs)
         self._metrics.record(n.GEN_AI_SERVER_REQUEST_DURATION, r.e2e_s, metric_attrs)
+        if not traced:
+            return
         self._add_span(
             f"{n.GEN_AI_OPERATION_TEXT_COMPLETION} {r.model}",
             r.arrival_ns,
@@ -267,8 +279,33 @@ class OtlpExporters:
         else:
             metrics = OTLPMetricExporter(timeout=EXPORT_TIMEOUT_S)
             endpoint, headers = _env_traces_endpoint(protocol)
+        ratio = sample_ratio(os.environ)  # checked before the sender starts: a bad value leaves nothing running
         sender = SpanSender(endpoint, protocol=protocol, headers=headers, timeout_s=EXPORT_TIMEOUT_S)
-        return OtelExporter(spec, sender, metrics)
+        return OtelExporter(spec, sender, metrics, sample_ratio=ratio)
+
+
+def sample_ratio(env: Mapping[str, str]) -> float:
+    """The share of batch and request traces to send, from the standard OTEL_TRACES_SAMPLER(_ARG) variables.
+
+    Every Prism trace is a root, so the parent-based samplers act as their root sampler. Alerts are always sent,
+    and the histograms count every batch and request whatever the ratio.
+    """
+    name = env.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
+    if name in ("always_on", "parentbased_always_on"):
+        return 1.0
+    if name in ("always_off", "parentbased_always_off"):
+        return 0.0
+    if name not in ("traceidratio", "parentbased_traceidratio"):
+        known = "always_on, always_off, traceidratio and their parentbased_ forms"
+        raise UsageError(f"OTEL_TRACES_SAMPLER={name!r}: Prism supports {known}")
+    raw = env.get("OTEL_TRACES_SAMPLER_ARG", "").strip() or "1.0"
+    try:
+        ratio = float(raw)
+    except ValueError:
+        raise UsageError(f"OTEL_TRACES_SAMPLER_ARG={raw!r}: expected a ratio between 0 and 1") from None
+    if not 0.0 <= ratio <= 1.0:
+        raise UsageError(f"OTEL_TRACES_SAMPLER_ARG={raw!r}: expected a ratio between 0 and 1")
+    return ratio
 
 
 def _env_traces_endpoint(protocol: str) -> tuple[str, dict[str, str]]:

@@ -106,3 +106,44 @@ def test_chrome_trace_has_a_track_per_stage(builtin_host: PluginHost, tmp_path: 
     slices = [e for e in events if e["ph"] == "X"]
     assert sum(e["tid"] == tracks["forward"] for e in slices) == 2
     assert {e["ph"] for e in events if e.get("cat") == "request"} == {"b", "e"}
+
+
+def test_trace_sampling_keeps_every_batch_in_the_histograms(
+    builtin_host: PluginHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    with OtlpReceiver() as receiver:
+        exporter = builtin_host.exporter(f"otlp+grpc://{receiver.address}")
+        exporter.export([BATCH] * 400 + [REQUEST] * 40)
+        exporter.close()
+        assert receiver.wait_for(lambda r: bool(r.metrics) and len(r.spans) > 0)
+    batch_spans = sum(1 for s in receiver.spans if s.name == "prism.batch")
+    assert 50 <= batch_spans <= 150  # about a quarter of 400 (binomial: 100 +- 8.7)
+    assert sum(1 for s in receiver.spans if s.name == "prism.stage.forward") == batch_spans  # whole traces only
+    metrics = {m.name: m for m in receiver.metrics}
+    assert sum(int(p["count"]) for p in metrics[n.PRISM_BATCH_DURATION].points) == 400
+    assert sum(int(p["count"]) for p in metrics[n.GEN_AI_SERVER_REQUEST_DURATION].points) == 40
+
+
+@pytest.mark.parametrize(
+    ("sampler", "arg", "expected"),
+    [("always_off", "", 0.0), ("parentbased_always_on", "", 1.0), ("traceidratio", "0.1", 0.1), ("", "", 1.0)],
+)
+def test_sampler_variables(sampler: str, arg: str, expected: float) -> None:
+    from prism_core.export.otel import sample_ratio
+
+    assert sample_ratio({"OTEL_TRACES_SAMPLER": sampler, "OTEL_TRACES_SAMPLER_ARG": arg}) == expected
+
+
+@pytest.mark.parametrize(
+    ("sampler", "arg", "message"),
+    [("jaeger_remote", "", "Prism supports"), ("traceidratio", "half", "a ratio"), ("traceidratio", "2", "a ratio")],
+)
+def test_bad_sampler_variables_are_one_line(
+    builtin_host: PluginHost, monkeypatch: pytest.MonkeyPatch, sampler: str, arg: str, message: str
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", arg)
+    with pytest.raises(UsageError, match=message):
+        builtin_host.exporter("otlp+grpc://127.0.0.1:4317")
