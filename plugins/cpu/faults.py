@@ -18,8 +18,7 @@ from collections import deque
 
 import numpy as np
 
-from prism_core.faults.base import FaultInjector
-from prism_core.faults.runner import check_intensity
+from prism_core.faults.base import FaultInjector, check_intensity
 from prism_core.faults.stage_delay import clear_stage_delay, set_stage_delay
 from prism_core.faults.threads import ThreadFault
 from prism_plugins.cpu.host import meminfo

@@ -10,7 +10,8 @@ from rich.table import Table
 
 from prism_core.cli.output import console, print_json
 from prism_core.errors import UsageError
-from prism_core.faults.runner import check_intensity, run_fault
+from prism_core.faults.base import check_intensity
+from prism_core.faults.runner import run_fault
 from prism_core.faults.timeline import FaultTimeline
 from prism_core.plugins import host
 

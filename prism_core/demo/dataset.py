@@ -22,7 +22,8 @@ from typing import Any
 
 from prism_core.errors import UsageError
 from prism_core.export import ExportSpec
-from prism_core.faults.runner import FaultSchedule, ScheduledFault, check_intensity
+from prism_core.faults.base import check_intensity
+from prism_core.faults.runner import FaultSchedule, ScheduledFault
 from prism_core.faults.timeline import FaultEvent, FaultTimeline, label_at
 from prism_core.models import BatchRecord, Record
 

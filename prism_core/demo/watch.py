@@ -22,7 +22,8 @@ from prism_core.detect.detector import DetectorConfig
 from prism_core.detect.online import OnlineDetection
 from prism_core.detect.sinks import FunctionSink
 from prism_core.errors import UsageError
-from prism_core.faults.runner import FaultSchedule, ScheduledFault, check_intensity
+from prism_core.faults.base import check_intensity
+from prism_core.faults.runner import FaultSchedule, ScheduledFault
 from prism_core.faults.timeline import FaultTimeline
 from prism_core.models import Alert
 

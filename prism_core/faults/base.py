@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from prism_core.errors import UsageError
+
+
+def check_intensity(intensity: float, name: str = "") -> None:
+    """Intensity is in (0, 1]: a UsageError (a ValueError) naming the fault otherwise."""
+    if not 0 < intensity <= 1:
+        raise UsageError(f"{name + ': ' if name else ''}intensity must be in (0, 1], got {intensity}")
+
 
 @runtime_checkable
 class FaultInjector(Protocol):

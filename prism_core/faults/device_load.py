@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from prism_core.faults.setting import check_intensity
+from prism_core.faults.base import check_intensity
 
 Workload = Literal["gemm", "d2d", "h2d"]
 
@@ -69,7 +69,7 @@ class TorchLoad:
         return self._thread is not None
 
     def start(self, intensity: float) -> int:
-        check_intensity(self.name, intensity)
+        check_intensity(intensity, self.name)
         if self._thread is not None:
             raise RuntimeError(f"{self.name} is already running; stop it first")
         burst, wait, stream = self._prepare()  # allocation errors surface here, in the caller's thread

@@ -7,13 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from prism_core.errors import UsageError
-from prism_core.faults.base import FaultInjector
+from prism_core.faults.base import FaultInjector, check_intensity
 from prism_core.faults.timeline import FaultEvent, FaultTimeline
-
-
-def check_intensity(intensity: float) -> None:
-    if not 0 < intensity <= 1:
-        raise UsageError(f"intensity must be in (0, 1], got {intensity}")
 
 
 def run_fault(

@@ -16,12 +16,9 @@ import threading
 import time
 from abc import ABC, abstractmethod
 
+from prism_core.faults.base import check_intensity
+
 log = logging.getLogger("prism.faults")
-
-
-def check_intensity(name: str, intensity: float) -> None:
-    if not 0 < intensity <= 1:
-        raise ValueError(f"{name}: intensity must be in (0, 1], got {intensity}")
 
 
 class SettingFault(ABC):
@@ -46,7 +43,7 @@ class SettingFault(ABC):
         """Put the setting back. Must be safe after a partial or failed `_apply`."""
 
     def start(self, intensity: float) -> int:
-        check_intensity(self.name, intensity)
+        check_intensity(intensity, self.name)
         with self._lock:
             if self._active:
                 raise RuntimeError(f"{self.name} is already running; stop it first")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from prism_core.faults.runner import check_intensity
+from prism_core.faults.base import check_intensity
 
 
 class ThreadFault:
