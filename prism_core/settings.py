@@ -29,7 +29,7 @@ ENV_VARS: dict[str, str] = {
     "PRISM_DETECT_WARMUP": "decode batches the detector learns from when no model is given (default 1000)",
     "PRISM_DETECT_ESCALATE": "batches captured into an alert's Chrome trace window and diagnosed after it (default 50)",
     "PRISM_DETECT_DEEP": "batches timed per operator (torch.profiler) after each diagnosed alert; 0 turns it off "
-    "(default 10)",
+    "(default 3)",
     "PRISM_DETECT_OUT": "folder of alert windows (Chrome traces) from `prism run --detect` (default prism-alerts)",
     "PRISM_ENABLE": "1: each vLLM process instruments itself (vllm.general_plugins); exports PRISM_EXPORT, else otlp",
     "PRISM_STAGE_FAULTS": "1: capture puts the stage-delay recorder in front, so cpu.stage_delay works in that process",

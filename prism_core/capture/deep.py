@@ -27,7 +27,7 @@ from prism_core.models import Unavailable
 
 log = logging.getLogger("prism.capture")
 
-DEFAULT_DEEP_BATCHES = 10
+DEFAULT_DEEP_BATCHES = 3  # a SmolLM2-135M batch is ~7,000 operator events: ~2 MB of trace per batch
 
 
 def torch_profiler_missing() -> Unavailable | None:

@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--warmup", type=int, metavar="N", help="with --detect, no --model: batches to learn from (1000)")
     p.add_argument("--escalate", type=int, metavar="N", help="with --detect: batches per alert window (default 50)")
     p.add_argument(
-        "--deep", type=int, metavar="N", help="with --detect: operator-timed batches after a diagnosis (10; 0 off)"
+        "--deep", type=int, metavar="N", help="with --detect: operator-timed batches after a diagnosis (3; 0 off)"
     )
     p.add_argument("--alerts-out", metavar="DIR", help="with --detect: folder of alert windows (prism-alerts)")
     p.add_argument(
