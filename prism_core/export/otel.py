@@ -90,9 +90,9 @@ class OtelExporter:
             self._since = time.monotonic()
         for record in records:
             if isinstance(record, BatchRecord):
-                self._batch(record, self.sample_ratio >= 1.0 or random.random() < self.sample_ratio)
+                self._batch(record, self._sampled())
             elif isinstance(record, RequestRecord):
-                self._request(record, self.sample_ratio >= 1.0 or random.random() < self.sample_ratio)
+                self._request(record, self._sampled())
             elif isinstance(record, Alert):
                 self._alert(record)
         if len(self._pending) >= SPANS_PER_REQUEST or time.monotonic() - self._since >= SEND_INTERVAL_S:
@@ -105,26 +105,53 @@ class OtelExporter:
             scope = wire.scope_spans(SCOPE, self._version, spans)
             self._spans.submit(wire.export_trace_request(self._resource_attributes, scope))
 
+    def _sampled(self) -> bool:
+        return self.sample_ratio >= 1.0 or random.random() < self.sample_ratio
+
     def _batch(self, b: BatchRecord, traced: bool) -> None:
-        """Histograms count every batch; spans only for the batches the sampler keeps."""
+        """Histograms count every batch; spans go out only for the batches the sampler keeps."""
         self._engines[b.model] = b.engine
         mode = b.mode
         record = self._metrics.record
+        pending = self._pending
+        if traced:
+            trace, parent = wire.new_trace_id(), wire.new_span_id()
+            pending.append(
+                wire.span(
+                    n.PRISM_BATCH_SPAN,
+                    b.start_ns,
+                    b.start_ns + b.duration_ns,
+                    self._batch_attributes(b),
+                    trace=trace,
+                    span_id=parent,
+                )
+            )
+        at = b.start_ns
         for stage, timing in b.stages.items():
-            record(n.PRISM_STAGE_DURATION, timing.wall_ns / 1e9, ((n.PRISM_STAGE, stage), (n.PRISM_BATCH_MODE, mode)))
+            metric_attrs = ((n.PRISM_STAGE, stage), (n.PRISM_BATCH_MODE, mode))
+            record(n.PRISM_STAGE_DURATION, timing.wall_ns / 1e9, metric_attrs)
+            if not traced:
+                continue
+            stage_attrs = wire.constant_attributes(metric_attrs)
+            if timing.device_ns is not None:
+                stage_attrs += wire.attribute(n.PRISM_STAGE_DEVICE_NS, timing.device_ns)
+            end = at + timing.wall_ns
+            name = n.PRISM_STAGE_SPAN_PREFIX + stage
+            pending.append(
+                wire.span(name, at, end, stage_attrs, trace=trace, span_id=wire.new_span_id(), parent=parent)
+            )
+            at = end
         record(
             n.PRISM_BATCH_DURATION, b.duration_ns / 1e9, ((n.PRISM_BATCH_MODE, mode), (n.GEN_AI_REQUEST_MODEL, b.model))
         )
-        if traced:
-            self._batch_spans(b)
 
-    def _batch_spans(self, b: BatchRecord) -> None:
-        mode = b.mode
-        attributes = b"".join(
+    @staticmethod
+    def _batch_attributes(b: BatchRecord) -> bytes:
+        return b"".join(
             (
                 wire.constant_attributes(
                     (
-                        (n.PRISM_BATCH_MODE, mode),
+                        (n.PRISM_BATCH_MODE, b.mode),
                         (n.GEN_AI_REQUEST_MODEL, b.model),
                         (n.PRISM_ENGINE, b.engine),
                         (n.PRISM_DEVICE, b.device),
@@ -141,24 +168,6 @@ class OtelExporter:
                 wire.attribute(n.PRISM_BATCH_KV_TOKENS, b.kv_tokens),
             )
         )
-        trace, parent = wire.new_trace_id(), wire.new_span_id()
-        pending = self._pending
-        pending.append(
-            wire.span(
-                n.PRISM_BATCH_SPAN, b.start_ns, b.start_ns + b.duration_ns, attributes, trace=trace, span_id=parent
-            )
-        )
-        at = b.start_ns
-        for stage, timing in b.stages.items():
-            stage_attrs = wire.constant_attributes(((n.PRISM_STAGE, stage), (n.PRISM_BATCH_MODE, mode)))
-            if timing.device_ns is not None:
-                stage_attrs += wire.attribute(n.PRISM_STAGE_DEVICE_NS, timing.device_ns)
-            end = at + timing.wall_ns
-            name = n.PRISM_STAGE_SPAN_PREFIX + stage
-            pending.append(
-                wire.span(name, at, end, stage_attrs, trace=trace, span_id=wire.new_span_id(), parent=parent)
-            )
-            at = end
 
     def _request(self, r: RequestRecord, traced: bool) -> None:
         metric_attrs = (
