@@ -121,6 +121,5 @@ def attach_from_env(session: CaptureSession, env: Mapping[str, str] | None = Non
         window_dir=s.out,
         make_exporter=session.host.exporter,
         sampler=session.host.telemetry_sampler(session.timing.device, 0.25),
-        deep=session.operator_capture() if s.deep else None,
-        deep_batches=s.deep,
+        deep=session.operator_capture(s.deep) if s.deep else None,
     )

@@ -21,14 +21,19 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from prism_core.capture.adapters import FrameworkAdapter
 from prism_core.capture.buffer import EventRing
 from prism_core.capture.recorder import RingRecorder
 from prism_core.errors import UsageError
 from prism_core.export import names as n
 from prism_core.plugins import host
+
+if TYPE_CHECKING:
+    from prism_core.capture.session import CaptureSession
 
 WORKLOAD = "prism_plugins.frameworks.transformers.workload"
 
@@ -50,6 +55,21 @@ def stage_pair_us(*, pairs: int = 20_000, repeats: int = 25) -> list[float]:
             end("forward")
         out.append((time.perf_counter_ns() - t0) / pairs / 1e3)
         ring.drain()
+    return out
+
+
+def alternate(
+    session: CaptureSession, adapter: FrameworkAdapter, pairs: int, tokens_per_s: Callable[[], float]
+) -> dict[str, list[float]]:
+    """`pairs` pairs of rounds in one process, `adapter` installed in one round of each and uninstalled in the
+    other, the order alternating per pair: tokens/s `with` and `without` capture, pair by pair."""
+    out: dict[str, list[float]] = {"with": [], "without": []}
+    for i in range(pairs):
+        for captured in (True, False) if i % 2 else (False, True):
+            if captured:
+                session.install(adapter)
+            out["with" if captured else "without"].append(tokens_per_s())
+            session.uninstall(adapter)
     return out
 
 

@@ -65,8 +65,11 @@ class DeepRecorder(RingRecorder):
 class OperatorCapture:
     """Arms operator timing on one RingRecorder. `arm` from any thread; the rest runs on the engine's thread."""
 
-    def __init__(self, recorder: RingRecorder, *, gpu: bool = False) -> None:
+    def __init__(self, recorder: RingRecorder, *, batches: int = DEFAULT_DEEP_BATCHES, gpu: bool = False) -> None:
+        if batches < 1:
+            raise ValueError(f"deep capture needs at least one batch, got {batches}")
         self.recorder = recorder
+        self.batches = batches
         self.gpu = gpu  # also record CUDA/HIP kernels (torch's CUDA activity covers ROCm builds too)
         self.written: list[Path] = []
         self._lock = threading.Lock()
@@ -83,14 +86,12 @@ class OperatorCapture:
         """True from `arm` until the profiler has stopped (the trace may still be being written)."""
         return self.recorder.__class__ is DeepRecorder
 
-    def arm(self, batches: int, path: Path, on_done: Callable[[Path], None] | None = None) -> bool:
+    def arm(self, path: Path, on_done: Callable[[Path], None] | None = None) -> bool:
         """Profile the next `batches` iterations into `path`; False (and nothing armed) while one is running."""
-        if batches < 1:
-            raise ValueError(f"deep capture needs at least one batch, got {batches}")
         with self._lock:
             if self.busy or (self._writer is not None and self._writer.is_alive()):
                 return False
-            self._left, self._path, self._on_done = batches, path, on_done
+            self._left, self._path, self._on_done = self.batches, path, on_done
             self.recorder._deep = self
             self.recorder.__class__ = DeepRecorder
         return True

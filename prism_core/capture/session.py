@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from prism_core.capture.adapters import FrameworkAdapter
 from prism_core.capture.buffer import DEFAULT_CAPACITY, EventRing
 from prism_core.capture.collector import BatchConsumer, Collector
-from prism_core.capture.deep import OperatorCapture, torch_profiler_missing
+from prism_core.capture.deep import DEFAULT_DEEP_BATCHES, OperatorCapture, torch_profiler_missing
 from prism_core.capture.recorder import RingRecorder
 from prism_core.capture.stages import StageRecorder
 from prism_core.capture.timing import TimingBackend
@@ -77,13 +77,15 @@ class CaptureSession:
         exporters = [plugin_host.exporter(s) for s in specs]
         return cls(exporters, plugin_host=plugin_host, **kwargs)  # type: ignore[arg-type]
 
-    def operator_capture(self) -> OperatorCapture | None:
-        """Deep capture (torch.profiler) on this session's recorder; None, saying why, where torch has none."""
+    def operator_capture(self, batches: int = DEFAULT_DEEP_BATCHES) -> OperatorCapture | None:
+        """Deep capture (torch.profiler) of `batches` iterations at a time on this session's recorder; None, saying
+        why, where torch has none."""
         missing = torch_profiler_missing()
         if missing is not None:
             log.warning("deep capture off: %s", missing.reason)
             return None
-        return OperatorCapture(self.ring_recorder, gpu=self.timing.device.vendor in ("nvidia", "amd"))
+        gpu = self.timing.device.vendor in ("nvidia", "amd")
+        return OperatorCapture(self.ring_recorder, batches=batches, gpu=gpu)
 
     def add_consumer(self, fn: BatchConsumer) -> None:
         self.collector.add_consumer(fn)
@@ -110,6 +112,12 @@ class CaptureSession:
             if reason is not None:
                 skipped[adapter.name] = reason
         return skipped
+
+    def uninstall(self, adapter: FrameworkAdapter) -> None:
+        """Put one installed adapter's engine back as it was; capture of other adapters goes on."""
+        if adapter in self.installed:
+            adapter.uninstall()
+            self.installed.remove(adapter)
 
     def flush(self) -> None:
         self.collector.flush(final=False)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prism_core.capture.deep import DEFAULT_DEEP_BATCHES
 from prism_core.capture.session import CaptureSession
 from prism_core.detect.detector import DetectorConfig
 from prism_core.detect.online import OnlineDetection
@@ -83,7 +82,6 @@ class DemoWatch:
                 sampler=session.host.telemetry_sampler(session.timing.device, 0.25),
                 keep_history=True,
                 deep=session.operator_capture(),
-                deep_batches=DEFAULT_DEEP_BATCHES,
             )
 
     def start(self) -> None:

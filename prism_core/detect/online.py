@@ -8,7 +8,7 @@
    are written to their own Chrome trace (`alert-N.trace.json`, renamed into place when the window is complete);
 3. diagnoses: the batches before the alert against the escalated ones (`WindowDiagnoser`), and sends the alert
    again with the top suspects filled in, so a sink sees first the alert (fast) and then its diagnosis;
-4. once diagnosed, deep-captures (`OperatorCapture`, when given): operator timing of the next `deep_batches`
+4. once diagnosed, deep-captures (`OperatorCapture`, when given): operator timing of the next `deep.batches`
    batches into `alert-N-....ops.trace.json`. It comes after the diagnosis window because the profiler slows the
    batches it covers: those batches are not scored either.
 
@@ -135,7 +135,6 @@ class OnlineDetection:
         sampler: TelemetrySampler | None = None,
         keep_history: bool = False,
         deep: OperatorCapture | None = None,
-        deep_batches: int = 0,
     ) -> None:
         self.collector = collector
         self.sinks = [*sinks, ExporterAlertSink(lambda: list(collector.exporters))]
@@ -154,8 +153,7 @@ class OnlineDetection:
         # Every scored batch's Observation, for a control-chart plot (`prism demo`); off by default: it grows.
         self.history: list[Observation] | None = [] if keep_history else None
         self._telemetry = TelemetryFeed(sampler, self.diagnoser) if sampler is not None else None
-        self.deep = deep if deep_batches > 0 else None
-        self.deep_batches = deep_batches
+        self.deep = deep
         collector.add_consumer(self.on_batch)
 
     def on_batch(self, record: BatchRecord) -> None:
@@ -200,8 +198,8 @@ class OnlineDetection:
         deliver(follow, self.sinks)
         if self.deep is not None and self.window_dir is not None:
             path = self.window_dir / f"alert-{self.detector.alerts}-{alert.batch_start_ns}.ops.trace.json"
-            if self.deep.arm(self.deep_batches, path):
-                log.warning("deep capture: operator timing of the next %d batches into %s", self.deep_batches, path)
+            if self.deep.arm(path):
+                log.warning("deep capture: operator timing of the next %d batches into %s", self.deep.batches, path)
 
     def close(self) -> None:
         """Close an open window file (a short window is still a whole file) and the telemetry feed."""

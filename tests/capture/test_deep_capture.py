@@ -29,17 +29,17 @@ def test_armed_from_another_thread_times_operators_inside_stages(
 ) -> None:
     session, exporter = memory_session
     session.install_all("transformers")
-    deep = session.operator_capture()
+    deep = session.operator_capture(3)
     assert deep is not None
     plain = _generate(tiny_model, prompts, 6)
     path = tmp_path / "alert-1.ops.trace.json"
     done = threading.Event()
     # Armed from a thread other than the engine's, as the collector thread does after a diagnosis.
-    armer = threading.Thread(target=lambda: deep.arm(3, path, lambda p: done.set()))
+    armer = threading.Thread(target=lambda: deep.arm(path, lambda p: done.set()))
     armer.start()
     armer.join()
     assert deep.busy and session.ring_recorder.__class__ is DeepRecorder
-    assert not deep.arm(3, tmp_path / "second.json")  # one capture at a time
+    assert not deep.arm(tmp_path / "second.json")  # one capture at a time
     profiled = _generate(tiny_model, prompts, 6)
     assert done.wait(60), "the operator trace was never written"
     assert session.ring_recorder.__class__ is RingRecorder and not deep.busy
@@ -60,15 +60,14 @@ def test_armed_from_another_thread_times_operators_inside_stages(
 def test_closing_before_the_engine_runs_again_disarms_and_writes_nothing(
     memory_session: tuple[CaptureSession, InMemoryExporter], tmp_path: Path
 ) -> None:
-    deep = OperatorCapture(memory_session[0].ring_recorder)
-    assert deep.arm(2, tmp_path / "x.json")  # an alert diagnosed as the program ends: no iteration follows
+    deep = OperatorCapture(memory_session[0].ring_recorder, batches=2)
+    assert deep.arm(tmp_path / "x.json")  # an alert diagnosed as the program ends: no iteration follows
     deep.close()
     assert memory_session[0].ring_recorder.__class__ is RingRecorder and not deep.busy
     assert not list(tmp_path.iterdir())
 
 
-def test_arm_refuses_zero_batches(memory_session: tuple[CaptureSession, InMemoryExporter], tmp_path: Path) -> None:
-    deep = OperatorCapture(memory_session[0].ring_recorder)
+def test_zero_batches_is_refused(memory_session: tuple[CaptureSession, InMemoryExporter]) -> None:
     with pytest.raises(ValueError, match="at least one batch"):
-        deep.arm(0, tmp_path / "x.json")
-    assert not deep.busy
+        OperatorCapture(memory_session[0].ring_recorder, batches=0)
+    assert memory_session[0].ring_recorder.__class__ is RingRecorder  # nothing armed

@@ -62,6 +62,7 @@ def alternate(model: Any, ids: Any, mask: Any, output: int, pairs: int, spec: st
     """`pairs` pairs of generate() rounds, one with capture on and one without, order alternating per pair."""
     import torch
 
+    from prism_core.capture import bench
     from prism_core.capture.session import CaptureSession
 
     session = CaptureSession.from_specs([spec])
@@ -72,21 +73,11 @@ def alternate(model: Any, ids: Any, mask: Any, output: int, pairs: int, spec: st
         model.generate(ids, attention_mask=mask, max_new_tokens=output, min_new_tokens=output)
         return ids.shape[0] * output / (time.perf_counter() - start)
 
-    on: list[float] = []
-    off: list[float] = []
     with torch.inference_mode():
         model.generate(ids, attention_mask=mask, max_new_tokens=4, do_sample=False)  # warm-up
-        for i in range(pairs):
-            for captured in (True, False) if i % 2 else (False, True):
-                if captured:
-                    session.install(adapter)
-                    on.append(tokens_per_s())
-                    adapter.uninstall()
-                    session.installed.remove(adapter)
-                else:
-                    off.append(tokens_per_s())
+        rounds = bench.alternate(session, adapter, pairs, tokens_per_s)
     session.close()
-    return {"with": on, "without": off, "batches": session.collector.stats().batches}
+    return {**rounds, "batches": session.collector.stats().batches}
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ def in_process(model: str, rounds: int, batch: list[str], max_tokens: int, out: 
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     import vllm
 
+    from prism_core.capture.bench import alternate
     from prism_core.capture.session import CaptureSession
     from prism_plugins.frameworks.vllm import VllmAdapter
 
@@ -67,20 +68,17 @@ def in_process(model: str, rounds: int, batch: list[str], max_tokens: int, out: 
     params = vllm.SamplingParams(temperature=0, max_tokens=max_tokens, ignore_eos=True)
     session = CaptureSession.from_specs([f"jsonl:{out}"], device_id="cpu:0")
     adapter = VllmAdapter()
-    times: dict[str, list[float]] = {"plain": [], "prism": []}
     tokens = len(batch) * max_tokens
-    llm.generate(batch, params, use_tqdm=False)  # warm-up
-    for i in range(rounds):
-        for name in ("plain", "prism") if i % 2 == 0 else ("prism", "plain"):
-            if name == "prism":
-                session.install(adapter)
-            start = time.perf_counter()
-            llm.generate(batch, params, use_tqdm=False)
-            times[name].append(tokens / (time.perf_counter() - start))
-            if name == "prism":
-                adapter.uninstall()
-                session.installed.remove(adapter)
+
+    def tokens_per_s() -> float:
+        start = time.perf_counter()
+        llm.generate(batch, params, use_tqdm=False)
+        return tokens / (time.perf_counter() - start)
+
+    tokens_per_s()  # warm-up
+    timed = alternate(session, adapter, rounds, tokens_per_s)
     session.close()
+    times = {"plain": timed["without"], "prism": timed["with"]}
     best = {name: max(v) for name, v in times.items()}
     pairs = [p / q for p, q in zip(times["prism"], times["plain"], strict=True)]
     return {
