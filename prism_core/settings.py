@@ -20,7 +20,10 @@ ENV_VARS: dict[str, str] = {
     "PRISM_LOG_LEVEL": "DEBUG, INFO, WARNING (default) or ERROR",
     "PRISM_EXPORT": "export specs for the `prism run` bootstrap (JSON list or comma-separated); set by prism run",
     "PRISM_DEVICE": "device id capture times stages on (default: first real accelerator, else cpu:0)",
-    "PRISM_ELASTIC_KV": "1 (or a block count): transformers generate() keeps its KV cache on the elastic pool",
+    "PRISM_ELASTIC_KV": "1: the KV cache of transformers generate() (or a block count for it) and of vLLM is on the "
+    "elastic pool",
+    "PRISM_KV_PRIORITY": "broker priority of the elastic KV caches a process registers (default 0, higher wins; "
+    "`prism mem limit` changes it live)",
     "PRISM_BROKER_DIR": "folder of the per-device memory-broker ledgers (default /dev/shm)",
     "PRISM_DATA_DIR": "folder of the request traces `prism simulate` and `prism demo` replay (default ../shared/data)",
     "PRISM_DETECT": "1: run the anomaly detector inside the `prism run` child (set by `prism run --detect`)",
@@ -42,6 +45,15 @@ def data_dir() -> Path:
     """Where real request traces live: $PRISM_DATA_DIR, else ../shared/data beside the checkout."""
     env = os.environ.get("PRISM_DATA_DIR")
     return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def kv_priority() -> int:
+    """$PRISM_KV_PRIORITY as an int (default 0)."""
+    value = os.environ.get("PRISM_KV_PRIORITY", "").strip() or "0"
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"PRISM_KV_PRIORITY must be an integer, got {value!r}") from None
 
 
 def _names(value: str | None) -> frozenset[str] | None:

@@ -171,6 +171,12 @@ class ElasticKVCache:
         with self._lock:
             return self.table.free_on_mapped()
 
+    def unused_blocks(self) -> int:
+        """Blocks of the reservation not in use, mapped or not: what an engine may plan with (`alloc` still asks
+        the broker for the pages)."""
+        with self._lock:
+            return self.table.usable_blocks - self.table.used_blocks()
+
     def resize(self, limit_bytes: int | None) -> None:
         """Balloon: cap what this cache holds (None lifts the cap). Pages in use are kept; the cache shrinks
         as blocks are freed (no live KV is dropped), and grows again when the cap is raised."""

@@ -54,12 +54,19 @@ def _raw(geometry: Geometry) -> Any:
     return (ctypes.c_uint8 * geometry.total_bytes()).from_address(geometry.base)
 
 
+def torch_bytes(geometry: Geometry) -> Any:
+    """The whole reservation as one flat uint8 torch tensor (for engines that lay their own views over it)."""
+    import torch  # lazily: prism_core never imports torch at module level
+
+    return torch.frombuffer(_raw(geometry), dtype=torch.uint8)
+
+
 def torch_views(geometry: Geometry, layout: Layout = "kv_first") -> list[Any]:
     """Per layer: one torch tensor (kv_first: (kv_buffers, blocks, block_size, *token_shape); blocks_first:
     (blocks, kv_buffers, ...); MLA: (blocks, block_size, *token_shape)), or a tuple of K and V ("separate")."""
-    import torch  # lazily: prism_core never imports torch at module level
+    import torch
 
-    flat = torch.frombuffer(_raw(geometry), dtype=torch.uint8).view(getattr(torch, geometry.spec.dtype))
+    flat = torch_bytes(geometry).view(getattr(torch, geometry.spec.dtype))
     return _build(geometry, layout, lambda off, size, stride: torch.as_strided(flat, size, stride, off))
 
 

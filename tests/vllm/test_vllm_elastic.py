@@ -1,0 +1,128 @@
+"""vLLM's KV cache on the elastic pool (PRISM_ELASTIC_KV=1), with real engines in the vLLM venv: the same greedy
+tokens as vLLM's static cache, a budget too small for the batch turning into scheduling misses rather than a crash,
+and two engines in two processes sharing one device budget."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from vllm_helpers import PROGRAMS, vllm_env
+
+from prism_core.memory import Broker
+from prism_core.memory.broker import ledger_path
+
+pytestmark = pytest.mark.slow
+
+REQUESTS = 40  # two 128-token blocks each: 80 blocks, three 32-block pages of the tiny Llama
+
+
+class Engine:
+    """One `vllm_elastic.py` process, started and waiting at READY."""
+
+    def __init__(self, python: Path, model: Path, **env: str) -> None:
+        self.proc = subprocess.Popen(
+            [str(python), str(PROGRAMS / "vllm_elastic.py"), str(model), str(REQUESTS)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=vllm_env(VLLM_ENABLE_V1_MULTIPROCESSING="0", **env),
+        )
+        self.page_bytes = -1
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("READY"):
+                self.page_bytes = int(line.split()[1])
+                return
+        self.fail()
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def result(self) -> dict:
+        out, err = self.proc.communicate(timeout=300)
+        if self.proc.returncode != 0:
+            self.fail(err)
+        self.stderr = err
+        return json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+
+    def fail(self, err: str | None = None) -> None:
+        self.proc.kill()
+        _, rest = self.proc.communicate()
+        pytest.fail(f"engine exited {self.proc.returncode}: {(err or rest)[-3000:]}")
+
+
+def run(python: Path, model: Path, **env: str) -> dict:
+    engine = Engine(python, model, **env)
+    engine.go()
+    return engine.result()
+
+
+@pytest.fixture(scope="module")
+def static_tokens(vllm_python: Path, tiny_model_dir: Path) -> list[list[int]]:
+    tokens = run(vllm_python, tiny_model_dir)["tokens"]
+    assert len(tokens) == REQUESTS and len({tuple(t) for t in tokens}) > REQUESTS // 2  # varied, not one token
+    return tokens
+
+
+def test_same_tokens_on_the_pool(
+    vllm_python: Path, tiny_model_dir: Path, static_tokens: list[list[int]], tmp_path: Path
+) -> None:
+    got = run(vllm_python, tiny_model_dir, PRISM_ELASTIC_KV="1", PRISM_BROKER_DIR=str(tmp_path))
+    assert got["tokens"] == static_tokens
+    assert got["misses"] == 0 and got["peak_held"] >= 3 * got["page_bytes"]  # the pages were mapped on demand
+    info = Broker.open_existing(ledger_path("cpu:0", tmp_path)).info()
+    assert info.models == [] and info.used_bytes == 0  # the engine's pages went back when it exited
+
+
+def test_small_budget_is_a_scheduling_miss(
+    vllm_python: Path, tiny_model_dir: Path, static_tokens: list[list[int]], tmp_path: Path
+) -> None:
+    Broker("cpu:0", 1 << 40, tmp_path).close()
+    engine = Engine(vllm_python, tiny_model_dir, PRISM_ELASTIC_KV="1", PRISM_BROKER_DIR=str(tmp_path))
+    budget = 2 * engine.page_bytes  # the batch needs three pages
+    broker = Broker.open_existing(ledger_path("cpu:0", tmp_path))
+    broker.set_capacity(budget)
+    engine.go()
+    got = engine.result()
+    broker.close()
+    assert got["tokens"] == static_tokens
+    assert got["misses"] > 0 and got["peak_held"] <= budget
+
+
+def test_two_engines_share_one_budget(
+    vllm_python: Path, tiny_model_dir: Path, static_tokens: list[list[int]], tmp_path: Path
+) -> None:
+    Broker("cpu:0", 1 << 40, tmp_path).close()
+    env = {"PRISM_ELASTIC_KV": "1", "PRISM_BROKER_DIR": str(tmp_path)}
+    low = Engine(vllm_python, tiny_model_dir, PRISM_KV_PRIORITY="0", **env)
+    high = Engine(vllm_python, tiny_model_dir, PRISM_KV_PRIORITY="1", **env)
+    budget = 4 * low.page_bytes  # each engine's batch needs three pages
+    broker = Broker.open_existing(ledger_path("cpu:0", tmp_path))
+    broker.set_capacity(budget)
+    seen: list = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.005):
+            seen.append(broker.info())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    low.go()
+    high.go()
+    results = [low.result(), high.result()]
+    stop.set()
+    watcher.join()
+    broker.close()
+    assert [r["tokens"] for r in results] == [static_tokens, static_tokens]
+    assert sum(r["misses"] for r in results) > 0  # six pages wanted, four to share: someone waited
+    assert max(i.used_bytes for i in seen) <= budget
+    priorities = {m.name: m.priority for i in seen for m in i.models}
+    assert priorities == {results[0]["name"]: 0, results[1]["name"]: 1}
