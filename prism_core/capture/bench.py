@@ -91,14 +91,14 @@ def load_average() -> list[float]:
 
 
 def capture(
-    *, runs: int = 6, batch: int = 8, input_len: int = 128, output_len: int = 64, rounds: int = 5
+    *, runs: int = 6, batch: int = 8, input_len: int = 128, output_len: int = 64, rounds: int = 5, model: str = "tiny"
 ) -> dict[str, Any]:
     from prism_core.export.receiver import OtlpReceiver
 
     if runs < 1 or rounds < 1:
         raise UsageError("--runs and --rounds must be >= 1")
     pair = stage_pair_us()
-    shape = ["--batch", str(batch), "--input", str(input_len), "--output", str(output_len)]
+    shape = ["--batch", str(batch), "--input", str(input_len), "--output", str(output_len), "--model", model]
     args = [*shape, "--rounds", str(rounds)]
     plain: list[float] = []
     traced: list[float] = []
@@ -145,7 +145,14 @@ def capture(
         "load_average_before": load_before,
         "load_average_after": load_average(),
         "cpus": os.cpu_count(),
-        "workload": {"batch": batch, "input": input_len, "output": output_len, "rounds": rounds, "runs": runs},
+        "workload": {
+            "model": model,
+            "batch": batch,
+            "input": input_len,
+            "output": output_len,
+            "rounds": rounds,
+            "runs": runs,
+        },
     }
 
 

@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     capture.add_argument("--runs", type=int, default=6, help="alternating pairs of runs, with and without (default 6)")
     capture.add_argument("--rounds", type=int, default=5, help="generate() calls per run (default 5)")
     capture.add_argument(
+        "--model", choices=("tiny", "smollm2"), default="tiny", help="tiny random Llama (default) or SmolLM2-135M"
+    )
+    capture.add_argument(
         "--soak", type=float, metavar="SECONDS", help="instead: serve this long with OTLP export, sample RSS and drops"
     )
     capture.add_argument("--json", action="store_true", help="print JSON")
@@ -78,11 +81,14 @@ def bench_memory(args: argparse.Namespace) -> int:
 def bench_capture(args: argparse.Namespace) -> int:
     from prism_core.capture.bench import capture, soak
 
-    figures = soak(seconds=args.soak) if args.soak is not None else capture(runs=args.runs, rounds=args.rounds)
+    if args.soak is not None:
+        figures, model = soak(seconds=args.soak), "tiny"  # the soak serves the tiny Llama
+    else:
+        figures, model = capture(runs=args.runs, rounds=args.rounds, model=args.model), args.model
     if args.json:
         print_json(figures)
         return 0
-    table = Table("figure", "value", title="prism bench capture (transformers, tiny Llama, CPU)")
+    table = Table("figure", "value", title=f"prism bench capture (transformers, {model} model, CPU)")
     for key, value in figures.items():
         if key != "samples":
             table.add_row(key, str(value))

@@ -1,4 +1,4 @@
-"""A fixed generate() workload on the tiny Llama, run as a program: `python -m ...workload --batch 8 ...`.
+"""A fixed generate() workload, run as a program: `python -m ...workload --batch 8 ... [--model smollm2]`.
 
 It is the "user program" `prism bench capture` times with and without `prism run`: it knows nothing of Prism.
 Prints one JSON line: decode tokens/s over the timed rounds, and a digest of the generated tokens.
@@ -21,7 +21,7 @@ from typing import Any
 def main() -> None:
     import torch
 
-    from prism_plugins.frameworks.transformers.tiny import tiny_llama
+    from prism_core.demo.engine import load_model
 
     p = argparse.ArgumentParser()
     p.add_argument("--batch", type=int, default=8)
@@ -31,9 +31,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seconds", type=float, default=0.0, help="keep running rounds until this long (soak runs)")
     p.add_argument("--ab-export", metavar="SPEC", help="alternate rounds with and without capture in this process")
+    p.add_argument("--model", choices=("tiny", "smollm2"), default="tiny", help="tiny random Llama, or SmolLM2-135M")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    model = tiny_llama()
+    model, _ = load_model(a.model)
     vocab = model.config.vocab_size
     ids = torch.randint(3, vocab, (a.batch, a.input), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
