@@ -47,6 +47,12 @@ def data_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def elastic_kv() -> str | None:
+    """$PRISM_ELASTIC_KV when it turns the elastic KV pool on (anything but empty or 0), else None."""
+    value = os.environ.get("PRISM_ELASTIC_KV", "").strip()
+    return None if value in ("", "0") else value
+
+
 def kv_priority() -> int:
     """$PRISM_KV_PRIORITY as an int (default 0)."""
     value = os.environ.get("PRISM_KV_PRIORITY", "").strip() or "0"

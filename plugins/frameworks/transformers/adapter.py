@@ -5,11 +5,11 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import logging
-import os
 
 from prism_core.capture.patching import Patcher
 from prism_core.capture.stages import StageRecorder
 from prism_core.models import Unavailable
+from prism_core.settings import elastic_kv
 from prism_plugins.frameworks.transformers.continuous import ContinuousInstrumentation
 from prism_plugins.frameworks.transformers.generate import GenerateInstrumentation
 
@@ -54,10 +54,11 @@ class TransformersAdapter:
 
     def install(self, recorder: StageRecorder) -> None:
         self._generate.install(recorder)
-        if os.environ.get("PRISM_ELASTIC_KV", "0").strip() not in ("", "0"):  # KV cache on the elastic pool
+        setting = elastic_kv()
+        if setting is not None:  # KV cache on the elastic pool
             from prism_plugins.frameworks.transformers.kv import install_elastic_kv
 
-            install_elastic_kv(self._patcher, os.environ["PRISM_ELASTIC_KV"])
+            install_elastic_kv(self._patcher, setting)
         try:
             self._continuous.install(recorder)
             self.continuous_batching = True

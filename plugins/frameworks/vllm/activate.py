@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import sys
 
+from prism_core.settings import elastic_kv
+
 ENV_ENABLE = "PRISM_ENABLE"
 
 
@@ -20,13 +22,9 @@ def enabled() -> bool:
     return flag in ("1", "true", "yes") or bool(os.environ.get("PRISM_EXPORT"))
 
 
-def elastic_kv() -> bool:
-    return os.environ.get("PRISM_ELASTIC_KV", "").strip() not in ("", "0")
-
-
 def register() -> None:
     """Entry point `prism = prism_plugins.frameworks.vllm.activate:register` in group vllm.general_plugins."""
-    if elastic_kv():
+    if elastic_kv() is not None:
         from prism_core.errors import UsageError
         from prism_plugins.frameworks.vllm import kv
 

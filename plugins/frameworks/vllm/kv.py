@@ -73,8 +73,7 @@ class ElasticKv:
         self.priority = priority
         self._engine: Any = None  # the VllmConfig of the engine core initialising its KV cache in this process
         self._pending: list[ElasticKVCache] = []
-        self.caches: list[ElasticKVCache] = []
-        self.pools: list[Any] = []  # the ElasticBlockPools built on them
+        self.pools: list[Any] = []  # the ElasticBlockPools built on them (each has its `cache`)
         self._said: set[str] = set()
 
     def patch_module(self, module: Any) -> None:
@@ -129,7 +128,6 @@ class ElasticKv:
             shapes = original(kv_cache_config, torch.device("meta"), layout, kernel_block_sizes)
             cache = self._reserve(kv_cache_config, device, config)
             self._pending.append(cache)
-            self.caches.append(cache)
             return rebase(shapes, kv_cache_config.kv_cache_tensors[0].layer_stride, cache)
 
         return allocate

@@ -29,7 +29,7 @@ def main() -> None:
 
     llm = vllm.LLM(sys.argv[1], enforce_eager=True, max_model_len=256, seed=0)
     elastic = kv.installed()
-    cache = elastic.caches[0] if elastic and elastic.caches else None
+    cache = elastic.pools[0].cache if elastic and elastic.pools else None
     peak = [0]
     done = threading.Event()
 
