@@ -20,6 +20,7 @@ from prism_core.bootstrap.hooks import PostImportHooks
 
 if TYPE_CHECKING:
     from prism_core.capture.session import CaptureSession
+    from prism_core.detect.online import OnlineDetection
 
 SITE_DIR = Path(__file__).resolve().parent / "site"
 ENV_EXPORT = "PRISM_EXPORT"
@@ -27,9 +28,15 @@ ENV_EXPORT = "PRISM_EXPORT"
 _lock = threading.RLock()  # re-entered when a watched module was imported before activate()
 _session: CaptureSession | None = None
 _hooks: PostImportHooks | None = None
+_specs: list[str] | None = None  # export specs given to activate(); else PRISM_EXPORT
+_online: OnlineDetection | None = None
+
+
+problems: list[str] = []  # every warning so far: `prism attach` reports those its injection caused
 
 
 def warn(message: str) -> None:
+    problems.append(message)
     sys.stderr.write(f"prism: {message}\n")
 
 
@@ -41,15 +48,17 @@ def specs_from_env() -> list[str]:
     return [str(s) for s in parsed if str(s).strip()]
 
 
-def activate() -> None:
-    """Install the import hook for every framework an adapter knows. Idempotent; never raises."""
-    global _hooks
+def activate(specs: list[str] | None = None) -> None:
+    """Install the import hook for every framework an adapter knows (frameworks already imported are instrumented
+    at once); `specs` replace PRISM_EXPORT. Idempotent; never raises."""
+    global _hooks, _specs
     try:
         from prism_core.plugins import host
 
         with _lock:
             if _hooks is not None:
                 return
+            _specs = specs
             modules = {getattr(a, "module", None) for a in host().framework_adapters()} - {None}
             _hooks = PostImportHooks({m: _on_import for m in modules if m})
             _hooks.install()
@@ -67,7 +76,7 @@ def _on_import(module: str) -> None:
 
 
 def _ensure_session() -> CaptureSession:
-    global _session
+    global _session, _online
     from prism_core.capture.session import CaptureSession
 
     with _lock:
@@ -77,7 +86,9 @@ def _ensure_session() -> CaptureSession:
             from prism_core.settings import _flag
 
             stage_faults = _flag(ENV_STAGE_FAULTS, os.environ.get(ENV_STAGE_FAULTS))
-            session = CaptureSession.from_specs(specs_from_env(), stage_faults=stage_faults)
+            session = CaptureSession.from_specs(
+                specs_from_env() if _specs is None else _specs, stage_faults=stage_faults
+            )
             atexit.register(session.close)
             _session = session
             try:
@@ -87,7 +98,27 @@ def _ensure_session() -> CaptureSession:
                 online = None
             if online is not None:
                 atexit.register(online.close)  # atexit runs last-in first-out: before session.close
+            _online = online
         return _session
+
+
+def installed() -> list[str]:
+    """Names of the framework adapters capturing in this process now."""
+    with _lock:
+        return [a.name for a in _session.installed] if _session is not None else []
+
+
+def deactivate() -> None:
+    """Undo activate(): remove the import hook, put every engine back as it was, flush and close the exporters."""
+    global _hooks, _session, _online, _specs
+    with _lock:
+        if _hooks is not None:
+            _hooks.uninstall()
+        for closing in (_online, _session):
+            if closing is not None:
+                atexit.unregister(closing.close)
+                closing.close()
+        _hooks = _session = _online = _specs = None
 
 
 def _quiet_otel_exporters() -> None:
@@ -100,4 +131,4 @@ def _quiet_otel_exporters() -> None:
         logging.getLogger("opentelemetry.sdk").setLevel(logging.CRITICAL)
 
 
-__all__ = ["ENV_EXPORT", "SITE_DIR", "activate", "specs_from_env"]
+__all__ = ["ENV_EXPORT", "SITE_DIR", "activate", "deactivate", "installed", "specs_from_env"]

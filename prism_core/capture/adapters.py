@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 from prism_core.capture.stages import StageRecorder
@@ -15,6 +16,9 @@ class FrameworkAdapter(Protocol):
     name: str
     module: str
     """Top-level import name of the framework: the `prism run` bootstrap installs the adapter when it is imported."""
+    sampled_stages: Mapping[str, str]
+    """Function qualname, as a stack sampler shows it (`Class.method`) -> canonical stage. `prism attach` uses it
+    when it cannot run inside the process: a sample belongs to the stage of its innermost named frame."""
 
     def check(self) -> Unavailable | None:
         """None if the framework is importable here at a version this adapter knows; else why not.

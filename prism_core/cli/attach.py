@@ -1,208 +1,148 @@
-"""`prism attach PID`: observe an LLM server that is already running, without restarting it.
+"""`prism attach PID`: instrument or observe an LLM server that is already running, without restarting it.
 
-What it can do depends on the target. This release reads the engine's own Prometheus endpoint (vLLM `vllm:*`,
-SGLang `sglang:*`), found among the sockets the process listens on: request counts and mean TTFT, TPOT, end to
-end and queue time since start and per interval, running and waiting requests, KV-cache usage. It says plainly
-what that leaves out: per-batch stage timings and per-request records need Prism inside the process
-(`prism run`, or `PRISM_ENABLE=1` for vLLM, both at start). Injection into a running interpreter
-(`sys.remote_exec`, Python 3.14) is not implemented yet. Nothing is ever left in the target.
+A Python 3.14+ target gets the `prism run` bootstrap injected with `sys.remote_exec` into the server and each
+Python process below it (prism_core/attach/inject.py): full capture and export, until `prism attach --detach PID`.
+An older target is observed from outside: the engine's metrics endpoint (request latencies, queue, KV usage) and
+py-spy stack samples (each stage's share of the engine loop), with what that leaves out said in every report.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
-from pathlib import Path
+from typing import cast
 
+from prism_core.attach.inject import REMOTE_EXEC, run_everywhere
+from prism_core.attach.metrics import ENGINE_PREFIXES, fetch, find_metrics, parse_prometheus, summarise
+from prism_core.attach.sampling import DEFAULT_RATE_HZ, EngineThread, sample, sampler
+from prism_core.attach.target import Target, inspect_target, python_descendants, python_version
+from prism_core.cli.run import check_specs
 from prism_core.errors import UsageError
+from prism_core.plugins import host
 
-MISSING = (
-    "read from the engine's metrics endpoint: no per-batch stage timings and no per-request records "
-    "(those need Prism in the process: `prism run` or PRISM_ENABLE=1 at start)"
+INSIDE = "`prism run` or PRISM_ENABLE=1 at start, or `prism attach` on Python 3.14+"
+OUTSIDE = (
+    f"from outside the process: no per-batch timings, workload or request records (those need Prism inside: {INSIDE})"
 )
-ENGINE_PREFIXES = ("vllm:", "sglang:")
-
-# Prometheus histograms (seconds) read per engine -> field; means are sum/count over the window.
-HISTOGRAMS = {
-    "vllm": {
-        "vllm:time_to_first_token_seconds": "ttft_s",
-        "vllm:request_time_per_output_token_seconds": "tpot_s",
-        "vllm:e2e_request_latency_seconds": "e2e_s",
-        "vllm:request_queue_time_seconds": "queue_s",
-    },
-    "sglang": {
-        "sglang:time_to_first_token_seconds": "ttft_s",
-        "sglang:inter_token_latency_seconds": "tpot_s",
-        "sglang:e2e_request_latency_seconds": "e2e_s",
-        "sglang:queue_time_seconds": "queue_s",
-    },
-}
-GAUGES = {
-    "vllm": {
-        "vllm:num_requests_running": "running",
-        "vllm:num_requests_waiting": "waiting",
-        "vllm:kv_cache_usage_perc": "kv_cache_usage",
-    },
-    "sglang": {
-        "sglang:num_running_reqs": "running",
-        "sglang:num_queue_reqs": "waiting",
-        "sglang:token_usage": "kv_cache_usage",
-    },
-}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("attach", help="observe a running vLLM or SGLang server (its metrics endpoint), no restart")
+    p = sub.add_parser("attach", help="instrument (Python 3.14+) or observe a running LLM server, no restart")
     p.add_argument("pid", type=int, help="process id of the server")
-    p.add_argument("--metrics-url", help="the engine's Prometheus endpoint (default: found among PID's sockets)")
+    p.add_argument(
+        "--export", action="append", default=[], metavar="SPEC", help="as `prism run --export` (injection only)"
+    )
+    p.add_argument("--detach", action="store_true", help="remove what `prism attach` injected")
+    p.add_argument("--outside", action="store_true", help="observe from outside even where injection is possible")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds each process has to run the injected script")
+    p.add_argument(
+        "--metrics-url", help="the engine's Prometheus endpoint (default: found among the processes' sockets)"
+    )
     p.add_argument("--interval", type=float, default=5.0, help="seconds between reports (default 5)")
     p.add_argument("--count", type=int, default=0, help="stop after this many reports (default: until Ctrl-C)")
+    p.add_argument("--rate", type=int, default=DEFAULT_RATE_HZ, help="stack samples per second (default 100)")
+    p.add_argument("--no-sample", action="store_true", help="metrics only, no stack sampling")
     p.add_argument("--json", action="store_true", help="one JSON object per report")
     p.set_defaults(func=cmd_attach)
 
 
-@dataclass(frozen=True)
-class Target:
-    pid: int
-    exe: str
-    cmdline: list[str]
-
-
-def inspect_target(pid: int) -> Target:
-    """The process, if it exists, is ours to read and runs Python; else one clear UsageError."""
-    proc = Path(f"/proc/{pid}")
-    if pid <= 0 or not proc.is_dir():
-        raise UsageError(f"no process with id {pid}")
-    try:
-        exe = os.readlink(proc / "exe")
-        cmdline = [a for a in (proc / "cmdline").read_bytes().decode(errors="replace").split("\0") if a]
-    except PermissionError as exc:
-        raise UsageError(f"process {pid} is not ours to trace ({exc.strerror}): run as its user or as root") from None
-    except FileNotFoundError:
-        raise UsageError(f"process {pid} exited") from None
-    if "python" not in Path(exe).name and not any("python" in Path(a).name for a in cmdline[:1]):
-        raise UsageError(f"process {pid} ({Path(exe).name}) is not a Python process")
-    return Target(pid, exe, cmdline)
-
-
-def listening_ports(pid: int) -> list[int]:
-    """TCP ports process `pid` listens on (its socket inodes matched against /proc/net/tcp{,6})."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            link = os.readlink(fd)
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            inodes.add(link[8:-1])
-    ports = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 9 and fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                ports.append(int(fields[1].rsplit(":", 1)[1], 16))
-    return sorted(set(ports))
-
-
-def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return str(r.read().decode(errors="replace"))
-
-
-def find_metrics(pid: int) -> tuple[str, str]:
-    """(metrics URL, engine) of the first port of `pid` that serves engine metrics."""
-    try:
-        ports = listening_ports(pid)
-    except PermissionError as exc:
-        raise UsageError(f"process {pid} is not ours to trace ({exc.strerror}): run as its user or as root") from None
-    for port in ports:
-        url = f"http://127.0.0.1:{port}/metrics"
-        try:
-            engine = engine_of(_get(url))
-        except (urllib.error.URLError, OSError, ValueError):
-            continue
-        if engine:
-            return url, engine
-    raise UsageError(
-        f"process {pid} serves no vLLM or SGLang metrics on its ports {ports or '(none)'}; pass --metrics-url"
-    )
-
-
-def engine_of(text: str) -> str | None:
-    """The engine whose metric prefix appears in a Prometheus text page, if any."""
-    for line in text.splitlines():
-        for prefix in ENGINE_PREFIXES:
-            if line.startswith(prefix):
-                return prefix[:-1]
-    return None
-
-
-def parse_prometheus(text: str) -> dict[str, float]:
-    """Sample name -> value, summed over label sets (all models of the server together)."""
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name_labels, _, rest = line.rpartition("} ") if "}" in line else line.partition(" ")
-        name = name_labels.split("{", 1)[0]
-        try:
-            value = float(rest.split()[0])
-        except (IndexError, ValueError):
-            continue
-        values[name] = values.get(name, 0.0) + value
-    return values
-
-
-def summarise(engine: str, now: dict[str, float], before: dict[str, float] | None) -> dict[str, object]:
-    """Mean latencies and request counts between two scrapes (or since start), and the current gauges."""
-    out: dict[str, object] = {}
-    count_name = next(m for m, f in HISTOGRAMS[engine].items() if f == "e2e_s")  # finished requests
-    for metric, field in HISTOGRAMS[engine].items():
-        count = now.get(f"{metric}_count", 0.0) - (before or {}).get(f"{metric}_count", 0.0)
-        total = now.get(f"{metric}_sum", 0.0) - (before or {}).get(f"{metric}_sum", 0.0)
-        out[f"{field}_mean"] = total / count if count > 0 else None
-        if metric == count_name:
-            out["requests"] = int(count)
-    for metric, field in GAUGES[engine].items():
-        if before is None and metric in now:
-            out[field] = now[metric]
-    return out
-
-
 def cmd_attach(args: argparse.Namespace) -> int:
     target = inspect_target(args.pid)
-    if args.interval <= 0:
-        raise UsageError("--interval must be positive")
-    if args.metrics_url:
-        url, engine = args.metrics_url, None
-    else:
-        url, engine = find_metrics(target.pid)
-    previous = parse_prometheus(_get(url))
-    engine = engine or next((p[:-1] for p in ENGINE_PREFIXES for k in previous if k.startswith(p)), "vllm")
+    for name in ("interval", "rate", "timeout"):
+        if getattr(args, name) <= 0:
+            raise UsageError(f"--{name} must be positive")
+    version = python_version(target)
+    injectable = version is not None and version >= REMOTE_EXEC
+    shown = ".".join(map(str, version)) if version else "an unknown version"
+    if args.detach:
+        if not injectable:
+            raise UsageError(
+                f"nothing to detach: process {target.pid} runs Python {shown}; attach injects into 3.14+ only"
+            )
+        return _inject(target, "detach", [], args)
+    if injectable and not args.outside:
+        return _inject(target, "attach", [str(s) for s in check_specs(args.export)], args)
+    if args.export:
+        raise UsageError(
+            f"--export needs injection, into Python 3.14+ (process {target.pid} runs {shown}); "
+            "from outside, reports go to standard output (--json)"
+        )
+    return _observe(target, args)
+
+
+def _inject(target: Target, action: str, specs: list[str], args: argparse.Namespace) -> int:
+    reports = run_everywhere(python_descendants(target.pid), action, specs, args.timeout)
+    for report in reports:
+        if args.json:
+            print(json.dumps(report), flush=True)
+        else:
+            installed = cast(list[str], report.get("installed") or [])
+            names = ", ".join(installed) or "no framework imported yet (hooked for later)"
+            print(f"prism: {action}ed pid {report['pid']}: {names}", flush=True)
+    if action == "attach" and not args.json:
+        print(f"prism: `prism attach --detach {target.pid}` removes it", flush=True)
+    return 0
+
+
+def _observe(target: Target, args: argparse.Namespace) -> int:
+    pids = python_descendants(target.pid)
+    found = (args.metrics_url, None) if args.metrics_url else find_metrics(pids)
+    url, engine = found if found else (None, None)
+    stages = {f: s for a in host().framework_adapters() for f, s in getattr(a, "sampled_stages", {}).items()}
+    sampling = not args.no_sample and sampler() is not None
+    if url is None and not sampling:
+        why = "--no-sample" if args.no_sample else "py-spy is not installed (pip install 'prism-xpu[attach]')"
+        raise UsageError(f"process {target.pid} serves no vLLM or SGLang metrics and {why}; pass --metrics-url")
+    missing = OUTSIDE
+    if url is None:
+        missing += "; no request latencies (no engine metrics endpoint found: --metrics-url)"
+    if not sampling:
+        missing += "; no stage shares (" + ("--no-sample)" if args.no_sample else "py-spy is not installed)")
+    previous = parse_prometheus(fetch(url)) if url else {}
+    engine = engine or next((p[:-1] for p in ENGINE_PREFIXES for k in previous if k.startswith(p)), None)
     if not args.json:
-        print(f"prism: attached to {engine} pid {target.pid} through {url}; {MISSING}", flush=True)
+        reads = " and ".join(x for x in (url and f"metrics {url}", sampling and "py-spy stack samples") if x)
+        print(f"prism: observing pid {target.pid} through {reads}; {missing}", flush=True)
     reports = 0
     while not args.count or reports < args.count:
-        time.sleep(args.interval)
-        now = parse_prometheus(_get(url))
-        since, last = summarise(engine, now, None), summarise(engine, now, previous)
+        threads: list[EngineThread] = []
+        if sampling:
+            threads = sample(target.pid, args.interval, stages, args.rate)
+        else:
+            time.sleep(args.interval)
+        now = parse_prometheus(fetch(url)) if url else {}
+        if url is None and not threads and reports == 0:
+            raise UsageError(
+                f"process {target.pid} serves no engine metrics and ran none of the engine functions Prism knows "
+                f"({', '.join(sorted({a.name for a in host().framework_adapters()}))}) in {args.interval:g} s; "
+                "pass --metrics-url, or attach while it serves requests"
+            )
+        since = summarise(engine, now, None) if url and engine else None
+        last = summarise(engine, now, previous) if url and engine else None
         if args.json:
             report = {"pid": target.pid, "engine": engine, "metrics_url": url, "interval_s": args.interval}
-            print(json.dumps({**report, "since_start": since, "interval": last, "missing": MISSING}), flush=True)
+            stage_list = [t.to_dict() for t in threads]
+            print(
+                json.dumps({**report, "since_start": since, "interval": last, "stages": stage_list, "missing": missing})
+            )
         else:
-            print(f"since start {_fmt(since)} | last {args.interval:g} s {_fmt(last)}", flush=True)
+            _print_text(args.interval, since, last, threads)
         previous = now
         reports += 1
     return 0
+
+
+def _print_text(
+    interval: float, since: dict[str, object] | None, last: dict[str, object] | None, threads: list[EngineThread]
+) -> None:
+    if since is not None and last is not None:
+        print(f"since start {_fmt(since)} | last {interval:g} s {_fmt(last)}", flush=True)
+    for t in threads:
+        shares = " ".join(f"{s}={v:.0%}" for s, v in t.shares().items())
+        print(f"  pid {t.pid} {t.thread}: in stages {t.busy:.0%} of {t.samples} samples: {shares}", flush=True)
+    if not threads and since is not None:
+        print("  no engine iteration ran while sampled", flush=True)
 
 
 def _fmt(summary: dict[str, object]) -> str:

@@ -134,4 +134,4 @@ def test_attach_reads_the_running_server_metrics(served: dict[str, Served]) -> N
     assert since["tpot_s_mean"] > 0 and since["queue_s_mean"] >= 0
     assert since["running"] == 0 and 0 <= since["kv_cache_usage"] <= 1
     assert report["interval"]["requests"] == 0  # nothing was sent while attached
-    assert "no per-batch stage timings" in report["missing"]
+    assert "no per-batch timings" in report["missing"]

@@ -10,7 +10,7 @@ from prism_core.bootstrap.hooks import PostImportHooks
 from prism_core.capture.patching import Patcher
 from prism_core.capture.stages import StageRecorder
 from prism_core.models import Unavailable
-from prism_plugins.frameworks.sglang.loop import SchedulerInstrumentation
+from prism_plugins.frameworks.sglang.loop import SAMPLED_STAGES, SchedulerInstrumentation
 
 SCHEDULER_MODULE = "sglang.srt.managers.scheduler"
 MIN_VERSION = (0, 4)
@@ -36,6 +36,7 @@ class SglangAdapter:
 
     name = "sglang"
     module = "sglang"
+    sampled_stages = SAMPLED_STAGES
 
     def __init__(self) -> None:
         self._patcher = Patcher()

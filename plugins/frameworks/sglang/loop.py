@@ -26,6 +26,12 @@ from prism_core.capture.stages import FORWARD, POSTPROCESS, SCHEDULE, StageRecor
 from prism_core.capture.workload import RequestTiming, Workload
 
 ENGINE = "sglang"
+# The patch points by qualname, for `prism attach`'s stack sampling.
+SAMPLED_STAGES = {
+    "Scheduler.get_next_batch_to_run": SCHEDULE,
+    "Scheduler.run_batch": FORWARD,
+    "Scheduler.process_batch_result": POSTPROCESS,
+}
 MAX_TRACKED = 100_000
 
 

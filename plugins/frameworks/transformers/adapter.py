@@ -10,7 +10,7 @@ from prism_core.capture.patching import Patcher
 from prism_core.capture.stages import StageRecorder
 from prism_core.models import Unavailable
 from prism_core.settings import elastic_kv
-from prism_plugins.frameworks.transformers.continuous import ContinuousInstrumentation
+from prism_plugins.frameworks.transformers.continuous import SAMPLED_STAGES, ContinuousInstrumentation
 from prism_plugins.frameworks.transformers.generate import GenerateInstrumentation
 
 log = logging.getLogger("prism.frameworks.transformers")
@@ -33,6 +33,7 @@ class TransformersAdapter:
 
     name = "transformers"
     module = "transformers"
+    sampled_stages = SAMPLED_STAGES  # continuous batching; generate()'s stages are cut points, not functions
 
     def __init__(self) -> None:
         self._patcher = Patcher()

@@ -25,6 +25,15 @@ from prism_core.capture.stages import FORWARD, POSTPROCESS, PREPARE_INPUTS, SAMP
 from prism_core.capture.workload import RequestTiming, Workload
 from prism_plugins.frameworks.transformers.generate import ENGINE
 
+# The patch points below by qualname, for `prism attach`'s stack sampling (a test keeps the two in step).
+SAMPLED_STAGES = {
+    "ContinuousBatchProcessor.prepare_next_batch": SCHEDULE,
+    "ContinuousBatchingIOs.prepare_batch_tensors": PREPARE_INPUTS,
+    "ContinuousBatchingAsyncIOs.prepare_batch_tensors": PREPARE_INPUTS,
+    "ContinuousBatchProcessor._generation_step": FORWARD,
+    "ModelRunner._sample": SAMPLE,
+    "ContinuousBatchProcessor.update_batch": POSTPROCESS,
+}
 MAX_TRACKED = 100_000  # first-token stamps of requests that never finish (cancelled) are forgotten past this
 
 

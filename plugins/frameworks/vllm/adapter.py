@@ -12,7 +12,7 @@ from prism_core.bootstrap.hooks import PostImportHooks
 from prism_core.capture.patching import Patcher
 from prism_core.capture.stages import StageRecorder
 from prism_core.models import Unavailable
-from prism_plugins.frameworks.vllm.engine import EngineInstrumentation
+from prism_plugins.frameworks.vllm.engine import SAMPLED_STAGES, EngineInstrumentation
 
 # The V1 engine with execute_model/sample_tokens split and the scheduler API read here; tested with 0.32.0.
 MIN_VERSION = (0, 30)
@@ -41,6 +41,7 @@ class VllmAdapter:
 
     name = "vllm"
     module = "vllm"
+    sampled_stages = SAMPLED_STAGES
 
     def __init__(self) -> None:
         self._patcher = Patcher()

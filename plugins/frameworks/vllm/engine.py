@@ -32,6 +32,19 @@ from prism_core.capture.stages import FORWARD, POSTPROCESS, PREPARE_INPUTS, SAMP
 from prism_core.capture.workload import RequestTiming
 from prism_plugins.frameworks.vllm.workload import ENGINE, Tracked, step_workload, timing
 
+# The patch points of `points()` by qualname, for `prism attach`'s stack sampling (a test keeps them in step), and
+# where the engine core waits for its workers (`MultiprocExecutor.execute_model`: forward, as recorded in-process).
+SAMPLED_STAGES = {
+    "Scheduler.schedule": SCHEDULE,
+    "Scheduler.update_from_output": POSTPROCESS,
+    "MultiprocExecutor.execute_model": FORWARD,
+    "MultiprocExecutor.sample_tokens": SAMPLE,
+    "GPUModelRunner.execute_model": FORWARD,
+    "GPUModelRunner.sample_tokens": SAMPLE,
+    "GPUModelRunner._update_states": PREPARE_INPUTS,
+    "GPUModelRunner._prepare_inputs": PREPARE_INPUTS,
+    "GPUModelRunner._preprocess": PREPARE_INPUTS,
+}
 MAX_TRACKED = 100_000  # requests that never finish (lost aborts) are forgotten past this
 
 Wrapper = Callable[[Callable[..., Any]], Callable[..., Any]]

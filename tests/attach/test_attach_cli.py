@@ -1,5 +1,5 @@
 """`prism attach` on bad targets (real processes), and its Prometheus arithmetic. The real vLLM server is in
-test_vllm_server.py (slow)."""
+tests/vllm/test_vllm_server.py (slow), the transformers server in test_attach_sampling.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from prism_core.cli.attach import parse_prometheus, summarise
+from prism_core.attach.metrics import parse_prometheus, summarise
+from prism_core.attach.sampling import sampler
 
 PRISM = Path(sys.executable).parent / "prism"
 
@@ -47,10 +48,34 @@ def test_not_a_python_process() -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_python_process_without_engine_metrics(python_child: int) -> None:
-    result = _attach(str(python_child), "--count", "1")
+@pytest.mark.skipif(sampler() is None, reason="py-spy is not installed (pip install 'prism-xpu[attach]')")
+def test_python_process_that_is_no_engine(python_child: int) -> None:
+    result = _attach(str(python_child), "--count", "1", "--interval", "1")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "serves no engine metrics and ran none of the engine functions Prism knows" in result.stderr
+    assert "transformers" in result.stderr and "vllm" in result.stderr
+
+
+def test_metrics_only_without_an_endpoint(python_child: int) -> None:
+    result = _attach(str(python_child), "--count", "1", "--no-sample")
     assert result.returncode == 2
-    assert "serves no vLLM or SGLang metrics" in result.stderr and "--metrics-url" in result.stderr
+    assert "serves no vLLM or SGLang metrics and --no-sample" in result.stderr and "--metrics-url" in result.stderr
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="this interpreter can be injected into")
+def test_older_python_cannot_be_injected_or_detached(python_child: int) -> None:
+    detach = _attach(str(python_child), "--detach")
+    assert detach.returncode == 2
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert f"nothing to detach: process {python_child} runs Python {version}" in detach.stderr
+    export = _attach(str(python_child), "--export", "console")
+    assert export.returncode == 2 and "--export needs injection, into Python 3.14+" in export.stderr
+
+
+@pytest.mark.parametrize("flag", ["--interval", "--rate", "--timeout"])
+def test_non_positive_settings(python_child: int, flag: str) -> None:
+    result = _attach(str(python_child), flag, "0")
+    assert result.returncode == 2 and result.stderr.strip() == f"prism: error: {flag} must be positive"
 
 
 def test_means_between_scrapes() -> None:
