@@ -30,6 +30,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     mk.add_argument("--gap", type=float, default=6.0, metavar="S", help="normal seconds between faults (default 6)")
     mk.add_argument("--tail", type=float, default=4.0, metavar="S", help="normal seconds after the last fault")
     mk.add_argument("--rate", type=float, default=2.0, help="requests per second replayed (default 2)")
+    mk.add_argument(
+        "--model",
+        choices=("tiny", "smollm2"),
+        default="tiny",
+        help="engine model, as `prism demo --model` (default tiny)",
+    )
     mk.add_argument("--json", action="store_true", help="print the summary as JSON")
     mk.set_defaults(func=cmd_make)
 
@@ -51,7 +57,7 @@ def cmd_make(args: argparse.Namespace) -> int:
         console.print(f"prism dataset make: {len(faults)} faults, about {plan.total_s:.0f} s of replay")
     # SIGTERM ends the run through SystemExit, so the running fault is stopped and the temporary folder removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    meta = make_dataset(args.trace, args.out, plan, requests_per_s=args.rate)
+    meta = make_dataset(args.trace, args.out, plan, requests_per_s=args.rate, model_choice=args.model)
     if args.json:
         print_json(meta)
     else:
