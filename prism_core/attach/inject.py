@@ -73,7 +73,9 @@ def run_in(target: Target, action: str, specs: list[str], timeout_s: float) -> d
         if not cancelled:
             shutil.rmtree(folder, ignore_errors=True)
     if not report.get("ok"):
-        raise UsageError(f"{action} failed inside process {target.pid}: {report.get('error')}")
+        error = str(report.get("error"))
+        hint = "; install Prism in the server's own environment" if error.startswith("ModuleNotFoundError") else ""
+        raise UsageError(f"{action} failed inside process {target.pid}: {error}{hint}")
     return report
 
 

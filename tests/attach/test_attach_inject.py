@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -93,12 +94,24 @@ def _python_314() -> str | None:
 @pytest.mark.slow
 @pytest.mark.skipif(_python_314() is None, reason="no Python 3.14+ interpreter on PATH: sys.remote_exec needs one")
 def test_remote_exec_into_a_python_314_process(tmp_path: Path) -> None:
-    """`prism attach` then `prism attach --detach` on a real 3.14 process with Prism installed in its venv."""
-    venv = tmp_path / "venv"
-    subprocess.run([str(_python_314()), "-m", "venv", str(venv)], check=True, timeout=120)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(ROOT)], check=True, timeout=900)
+    """`prism attach` then `prism attach --detach` on a real 3.14 process with Prism importable there. Prism and
+    its dependencies go into a folder on the target's PYTHONPATH, resolved by this pip for the target's version."""
+    target_python = str(_python_314())
+    version = subprocess.run(
+        [target_python, "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(tmp_path / "wheel"), str(ROOT)], check=True, timeout=300)
+    platforms = [
+        a for p in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "linux_x86_64") for a in ("--platform", p)
+    ]
+    site = tmp_path / "site"
+    install = [*pip, "install", "--target", str(site), "--python-version", version, "--only-binary=:all:", *platforms]
+    subprocess.run([*install, *map(str, (tmp_path / "wheel").glob("*.whl"))], check=True, timeout=900)
     loop = "import time\nwhile True:\n    time.sleep(0.01)\n"
-    proc = subprocess.Popen([str(venv / "bin" / "python"), "-c", loop])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRISM_")} | {"PYTHONPATH": str(site)}
+    proc = subprocess.Popen([target_python, "-c", loop], env=env)
     try:
         time.sleep(1)
         jsonl = tmp_path / "out.jsonl"
@@ -107,10 +120,12 @@ def test_remote_exec_into_a_python_314_process(tmp_path: Path) -> None:
         assert attached.returncode == 0, attached.stderr
         report = json.loads(attached.stdout.splitlines()[0])
         assert report["ok"] is True and report["pid"] == proc.pid and report["python"][:2] >= [3, 14]
+        assert report["installed"] == []  # a plain loop imports no framework: only the import hook is in place
         detach = [str(PRISM), "attach", "--detach", str(proc.pid), "--json"]
         detached = subprocess.run(detach, capture_output=True, text=True, timeout=120, check=False)
         assert detached.returncode == 0, detached.stderr
         assert json.loads(detached.stdout.splitlines()[0])["action"] == "detach"
+        assert proc.poll() is None  # the server runs on
     finally:
         proc.kill()
         proc.wait()
