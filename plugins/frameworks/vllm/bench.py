@@ -77,6 +77,8 @@ def in_process(model: str, rounds: int, batch: list[str], max_tokens: int, out: 
 
     tokens_per_s()  # warm-up
     timed = alternate(session, adapter, rounds, tokens_per_s)
+    session.flush()
+    stats = session.collector.stats()
     session.close()
     times = {"plain": timed["without"], "prism": timed["with"]}
     best = {name: max(v) for name, v in times.items()}
@@ -88,13 +90,16 @@ def in_process(model: str, rounds: int, batch: list[str], max_tokens: int, out: 
         "best_ratio": best["prism"] / best["plain"],
         "median_pair_ratio": statistics.median(pairs),
         "overhead_pct": (1 - best["prism"] / best["plain"]) * 100,
+        "batches": stats.batches,
+        "collector_cpu_us_per_batch": stats.collector_cpu_ns / 1e3 / max(1, stats.batches),
         "load_average": os.getloadavg(),
     }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", help="model folder (default: a tiny random Llama built here)")
+    p.add_argument("--model", help="model folder (default: a random Llama of --shape built here)")
+    p.add_argument("--shape", choices=("tiny", "smollm2"), default="tiny", help="tiny (4.5 M) or SmolLM2-135M's shape")
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--requests", type=int, default=32)
     p.add_argument("--prompt-words", type=int, default=24)
@@ -106,9 +111,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="prism-vllm-bench-"))
     model = a.model
     if model is None:
-        from prism_plugins.frameworks.transformers.tiny import save_tiny_llama
+        from prism_plugins.frameworks.transformers.tiny import SMOLLM2_SHAPE, save_tiny_llama
 
-        model = str(save_tiny_llama(tmp / "model"))
+        model = str(save_tiny_llama(tmp / "model", **(SMOLLM2_SHAPE if a.shape == "smollm2" else {})))
     if a.in_process:
         result = in_process(model, a.rounds, prompts(a.requests, a.prompt_words), a.max_tokens, tmp / "records.jsonl")
         print(json.dumps(result) if a.json else f"best ratio prism/plain {result['best_ratio']:.4f}")
