@@ -28,7 +28,8 @@ DEFAULT_RATE_HZ = 100
 @dataclass
 class EngineThread:
     pid: int
-    thread: str
+    tid: int
+    name: str  # the thread's name
     command: str
     samples: int = 0  # every sample of this thread in the interval, idle ones included
     stages: Counter[str] = field(default_factory=Counter)  # samples whose innermost named frame is that stage
@@ -46,7 +47,8 @@ class EngineThread:
     def to_dict(self) -> dict[str, object]:
         return {
             "pid": self.pid,
-            "thread": self.thread,
+            "tid": self.tid,
+            "thread": self.name,
             "command": self.command,
             "samples": self.samples,
             "busy": round(self.busy, 4),
@@ -86,21 +88,22 @@ def _error(pid: int, stderr: str) -> UsageError:
 
 def engine_threads(raw: str, stages: Mapping[str, str]) -> list[EngineThread]:
     """Parse py-spy's raw output (`frame;frame;... count` per distinct stack, outermost first)."""
-    threads: dict[tuple[int, str], EngineThread] = {}
+    threads: dict[tuple[int, int], EngineThread] = {}
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        pid, command, thread, functions = 0, "", "", []
+        pid, command, tid, name, functions = 0, "", 0, "", []
         for frame in stack.split(";"):
             if frame.startswith("process "):
                 head, _, rest = frame[len("process ") :].partition(":")
                 pid, command = int(head), rest.strip('"')
-            elif frame.startswith("thread ("):
-                thread = frame
+            elif frame.startswith("thread ("):  # `thread (TID)`, then `: NAME` where the thread has one
+                head, _, rest = frame[len("thread (") :].partition(")")
+                tid, name = int(head, 0), rest.removeprefix(": ")
             else:
                 functions.append(frame.rsplit(" (", 1)[0])
-        t = threads.setdefault((pid, thread), EngineThread(pid, thread, command))
+        t = threads.setdefault((pid, tid), EngineThread(pid, tid, name, command))
         t.samples += int(count)
         stage = next((stages[f] for f in reversed(functions) if f in stages), None)
         if stage is not None:

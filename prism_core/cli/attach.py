@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import cast
 
+from prism_core.attach.export import ReportExport
 from prism_core.attach.inject import REMOTE_EXEC, run_everywhere
 from prism_core.attach.metrics import ENGINE_PREFIXES, fetch, find_metrics, parse_prometheus, summarise
 from prism_core.attach.sampling import DEFAULT_RATE_HZ, EngineThread, sample, sampler
@@ -31,7 +33,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("attach", help="instrument (Python 3.14+) or observe a running LLM server, no restart")
     p.add_argument("pid", type=int, help="process id of the server")
     p.add_argument(
-        "--export", action="append", default=[], metavar="SPEC", help="as `prism run --export` (injection only)"
+        "--export",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="injected: as `prism run --export`; from outside: otlp[+grpc|+http]://HOST:PORT or jsonl:PATH",
     )
     p.add_argument("--detach", action="store_true", help="remove what `prism attach` injected")
     p.add_argument("--outside", action="store_true", help="observe from outside even where injection is possible")
@@ -63,12 +69,11 @@ def cmd_attach(args: argparse.Namespace) -> int:
         return _inject(target, "detach", [], args)
     if injectable and not args.outside:
         return _inject(target, "attach", [str(s) for s in check_specs(args.export)], args)
-    if args.export:
-        raise UsageError(
-            f"--export needs injection, into Python 3.14+ (process {target.pid} runs {shown}); "
-            "from outside, reports go to standard output (--json)"
-        )
-    return _observe(target, args)
+    sink = ReportExport(args.export)
+    try:
+        return _observe(target, args, sink)
+    finally:
+        sink.close()
 
 
 def _inject(target: Target, action: str, specs: list[str], args: argparse.Namespace) -> int:
@@ -85,7 +90,7 @@ def _inject(target: Target, action: str, specs: list[str], args: argparse.Namesp
     return 0
 
 
-def _observe(target: Target, args: argparse.Namespace) -> int:
+def _observe(target: Target, args: argparse.Namespace, sink: ReportExport) -> int:
     pids = python_descendants(target.pid)
     found = (args.metrics_url, None) if args.metrics_url else find_metrics(pids)
     url, engine = found if found else (None, None)
@@ -120,12 +125,12 @@ def _observe(target: Target, args: argparse.Namespace) -> int:
             )
         since = summarise(engine, now, None) if url and engine else None
         last = summarise(engine, now, previous) if url and engine else None
+        report = {"pid": target.pid, "engine": engine, "metrics_url": url, "interval_s": args.interval}
+        report |= {"since_start": since, "interval": last, "stages": [t.to_dict() for t in threads]}
+        report["missing"] = missing
+        sink.publish(report)
         if args.json:
-            report = {"pid": target.pid, "engine": engine, "metrics_url": url, "interval_s": args.interval}
-            stage_list = [t.to_dict() for t in threads]
-            print(
-                json.dumps({**report, "since_start": since, "interval": last, "stages": stage_list, "missing": missing})
-            )
+            print(json.dumps(report), flush=True)
         else:
             _print_text(args.interval, since, last, threads)
         previous = now
@@ -140,9 +145,10 @@ def _print_text(
         print(f"since start {_fmt(since)} | last {interval:g} s {_fmt(last)}", flush=True)
     for t in threads:
         shares = " ".join(f"{s}={v:.0%}" for s, v in t.shares().items())
-        print(f"  pid {t.pid} {t.thread}: in stages {t.busy:.0%} of {t.samples} samples: {shares}", flush=True)
+        print(f"  pid {t.pid} thread {t.tid} ({t.name}): in stages {t.busy:.0%} of {t.samples} samples: {shares}")
     if not threads and since is not None:
-        print("  no engine iteration ran while sampled", flush=True)
+        print("  no engine iteration ran while sampled")
+    sys.stdout.flush()
 
 
 def _fmt(summary: dict[str, object]) -> str:

@@ -41,6 +41,12 @@ PRISM_STAGE_DURATION = "prism.stage.duration"  # histogram, s, by stage and mode
 PRISM_CAPTURE_DROPPED = "prism.capture.events_dropped"  # counter: events the full ring turned away
 PRISM_CAPTURE_BATCHES = "prism.capture.batches"  # counter: batch records assembled
 PRISM_CAPTURE_COLLECTOR_CPU = "prism.capture.collector.cpu_time"  # counter, s: CPU the collector thread used
+# `prism attach` from outside the process (gauges, one point per report interval):
+PRISM_ATTACH_STAGE_SHARE = "prism.attach.stage.share"  # 1: a stage's share of an engine thread's in-stage samples
+PRISM_ATTACH_BUSY = "prism.attach.engine.busy"  # 1: share of an engine thread's samples inside any stage
+PRISM_ATTACH_LATENCY_MEAN = "prism.attach.request.latency.mean"  # s: mean over the interval, by prism.latency
+PRISM_ATTACH_REQUESTS = "prism.attach.requests"  # requests finished in the interval (engine metrics)
+PRISM_LATENCY = "prism.latency"  # attribute: ttft | tpot | e2e | queue
 # Engine iterations on CPU run from ~50 us (tiny decode) to seconds (long prefill): 1-2-5 steps over that range.
 BATCH_BUCKETS_S = (*(m * 10.0**e for e in range(-5, 1) for m in (1, 2, 5)), 10.0)
 

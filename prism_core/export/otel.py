@@ -263,34 +263,41 @@ class OtlpExporters:
     schemes: tuple[str, ...] = ("otlp", "otlp+grpc", "otlp+http")
 
     def create(self, spec: ExportSpec) -> Exporter:
+        metrics = metric_exporter(spec)
         protocol = protocol_for(spec)
-        address = _endpoint(spec) if spec.scheme != "otlp" else None
-        if spec.scheme == "otlp" and spec.target:
-            raise UsageError("the 'otlp' spec takes no target (set OTEL_EXPORTER_OTLP_ENDPOINT, or use otlp+grpc://)")
-        try:
-            if protocol == "grpc":
-                from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-            else:
-                from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
-                    OTLPMetricExporter,
-                )
-        except ImportError as exc:
-            raise UsageError(f"{spec} needs the OTLP exporter: pip install 'prism-xpu[otlp]' ({exc})") from exc
-        if address is not None:
-            host, port = address
+        if spec.scheme != "otlp":
+            host, port = _endpoint(spec)
             base = f"http://{host}:{port}"
-            if protocol == "grpc":
-                metrics = OTLPMetricExporter(endpoint=base, insecure=True, timeout=EXPORT_TIMEOUT_S)
-            else:
-                metrics = OTLPMetricExporter(endpoint=f"{base}/v1/metrics", timeout=EXPORT_TIMEOUT_S)
             headers: dict[str, str] = {}
             endpoint = base if protocol == "grpc" else f"{base}/v1/traces"
         else:
-            metrics = OTLPMetricExporter(timeout=EXPORT_TIMEOUT_S)
             endpoint, headers = _env_traces_endpoint(protocol)
         ratio = sample_ratio(os.environ)  # checked before the sender starts: a bad value leaves nothing running
         sender = SpanSender(endpoint, protocol=protocol, headers=headers, timeout_s=EXPORT_TIMEOUT_S)
         return OtelExporter(spec, sender, metrics, sample_ratio=ratio)
+
+
+def metric_exporter(spec: ExportSpec) -> MetricExporter:
+    """The OpenTelemetry SDK's OTLP metric exporter for an otlp, otlp+grpc:// or otlp+http:// spec."""
+    protocol = protocol_for(spec)
+    if spec.scheme == "otlp" and spec.target:
+        raise UsageError("the 'otlp' spec takes no target (set OTEL_EXPORTER_OTLP_ENDPOINT, or use otlp+grpc://)")
+    address = _endpoint(spec) if spec.scheme != "otlp" else None
+    try:
+        if protocol == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        else:
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
+                OTLPMetricExporter,
+            )
+    except ImportError as exc:
+        raise UsageError(f"{spec} needs the OTLP exporter: pip install 'prism-xpu[otlp]' ({exc})") from exc
+    if address is None:
+        return OTLPMetricExporter(timeout=EXPORT_TIMEOUT_S)
+    base = f"http://{address[0]}:{address[1]}"
+    if protocol == "grpc":
+        return OTLPMetricExporter(endpoint=base, insecure=True, timeout=EXPORT_TIMEOUT_S)
+    return OTLPMetricExporter(endpoint=f"{base}/v1/metrics", timeout=EXPORT_TIMEOUT_S)
 
 
 def sample_ratio(env: Mapping[str, str]) -> float:

@@ -68,8 +68,9 @@ def test_older_python_cannot_be_injected_or_detached(python_child: int) -> None:
     assert detach.returncode == 2
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     assert f"nothing to detach: process {python_child} runs Python {version}" in detach.stderr
-    export = _attach(str(python_child), "--export", "console")
-    assert export.returncode == 2 and "--export needs injection, into Python 3.14+" in export.stderr
+    export = _attach(str(python_child), "--export", "chrome:/tmp/x.json")
+    assert export.returncode == 2
+    assert "from outside, prism attach exports to otlp, otlp+grpc, otlp+http, jsonl only, not chrome" in export.stderr
 
 
 @pytest.mark.parametrize("flag", ["--interval", "--rate", "--timeout"])

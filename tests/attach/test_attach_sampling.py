@@ -9,11 +9,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from prism_core.attach.sampling import engine_threads, sampler
 from prism_core.capture.stages import CANONICAL_STAGES, FORWARD, POSTPROCESS, SCHEDULE
+from prism_core.export import names
+from prism_core.export.receiver import OtlpReceiver
 from prism_plugins.frameworks.transformers.adapter import TransformersAdapter
 from prism_plugins.frameworks.transformers.continuous import ContinuousInstrumentation
 
@@ -70,6 +73,33 @@ def test_sampled_stage_shares_match_the_recorded_ones(server: tuple[subprocess.P
         assert shares.get(stage, 0.0) == pytest.approx(measured[stage], abs=0.15), (stage, shares, measured)
 
 
+@needs_py_spy
+def test_reports_go_out_as_otlp_gauges_and_json_lines(
+    server: tuple[subprocess.Popen[str], Path], tmp_path: Path
+) -> None:
+    proc, _ = server
+    lines = tmp_path / "attach.jsonl"
+    with OtlpReceiver() as receiver:
+        attach = [str(PRISM), "attach", str(proc.pid), "--interval", "2", "--count", "2"]
+        attach += ["--export", f"otlp+grpc://{receiver.address}", "--export", f"jsonl:{lines}"]
+        result = subprocess.run(attach, capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stderr
+        assert receiver.wait_for(lambda r: sum(m.name == names.PRISM_ATTACH_STAGE_SHARE for m in r.metrics) >= 2)
+        shares = [m for m in receiver.metrics if m.name == names.PRISM_ATTACH_STAGE_SHARE]
+    assert shares[0].kind == "gauge" and shares[0].unit == "1"
+    points = {_attr(p, names.PRISM_STAGE): p["asDouble"] for p in shares[-1].points}
+    assert {FORWARD, SCHEDULE} <= set(points) and points[FORWARD] > 0.3
+    assert all(_attr(p, names.PRISM_PID) == str(proc.pid) for p in shares[-1].points)
+    reports = [json.loads(line) for line in lines.read_text().splitlines()]
+    assert len(reports) == 2 and reports[-1]["stages"][0]["shares"][FORWARD] > 0.3
+
+
+def _attr(point: dict[str, Any], key: str) -> Any:
+    """An attribute of a metric point as protobuf's JSON form gives it (ints as strings)."""
+    value = next(a["value"] for a in point["attributes"] if a["key"] == key)
+    return next(iter(value.values()))
+
+
 def test_sampled_stages_name_the_patched_functions() -> None:
     """The qualname table the sampler uses and the functions the adapter patches are the same set."""
     patched = {f"{owner.__qualname__}.{name}": stage for owner, name, stage in ContinuousInstrumentation.targets()}
@@ -101,8 +131,10 @@ def test_raw_stacks_innermost_named_frame_wins() -> None:
             f"{main};Proc.step (s.py:3);Runner.sample (r.py:9) 2",
             f"{main};time.sleep (t.py:1) 2",
             'process 7:"python serve.py";thread (9): Idle;<module> (s.py:1);wait (t.py:1) 50',
+            'process 7:"python serve.py";thread (0x1f);<module> (s.py:1);Proc.step (s.py:3) 1',
         ]
     )
-    [thread] = engine_threads(raw, stages)
-    assert (thread.pid, thread.thread, thread.samples) == (7, "thread (7): MainThread", 10)
+    thread, unnamed = engine_threads(raw, stages)  # the idle thread never entered a stage
+    assert (thread.pid, thread.tid, thread.name, thread.samples) == (7, 7, "MainThread", 10)
+    assert (unnamed.tid, unnamed.name, unnamed.samples) == (31, "", 1)
     assert thread.busy == pytest.approx(0.8) and thread.shares() == {FORWARD: 0.75, "sample": 0.25}
