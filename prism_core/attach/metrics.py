@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from prism_core.attach.target import not_ours
+from prism_core.errors import UsageError
 
 ENGINE_PREFIXES = ("vllm:", "sglang:")
 
@@ -70,6 +71,14 @@ def listening_ports(pid: int) -> list[int]:
 def fetch(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as r:
         return str(r.read().decode(errors="replace"))
+
+
+def scrape(url: str) -> dict[str, float]:
+    """One page of samples from a metrics endpoint the user named or we found; a failure is one UsageError."""
+    try:
+        return parse_prometheus(fetch(url))
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise UsageError(f"cannot read engine metrics from {url}: {getattr(exc, 'reason', exc)}") from None
 
 
 def find_metrics(pids: list[int]) -> tuple[str, str] | None:

@@ -16,7 +16,7 @@ from typing import cast
 
 from prism_core.attach.export import ReportExport
 from prism_core.attach.inject import REMOTE_EXEC, run_everywhere
-from prism_core.attach.metrics import ENGINE_PREFIXES, fetch, find_metrics, parse_prometheus, summarise
+from prism_core.attach.metrics import ENGINE_PREFIXES, find_metrics, scrape, summarise
 from prism_core.attach.sampling import DEFAULT_RATE_HZ, EngineThread, sample, sampler
 from prism_core.attach.target import Target, inspect_target, python_descendants, python_version
 from prism_core.cli.run import check_specs
@@ -104,7 +104,7 @@ def _observe(target: Target, args: argparse.Namespace, sink: ReportExport) -> in
         missing += "; no request latencies (no engine metrics endpoint found: --metrics-url)"
     if not sampling:
         missing += "; no stage shares (" + ("--no-sample)" if args.no_sample else "py-spy is not installed)")
-    previous = parse_prometheus(fetch(url)) if url else {}
+    previous = scrape(url) if url else {}
     engine = engine or next((p[:-1] for p in ENGINE_PREFIXES for k in previous if k.startswith(p)), None)
     if not args.json:
         reads = " and ".join(x for x in (url and f"metrics {url}", sampling and "py-spy stack samples") if x)
@@ -116,7 +116,7 @@ def _observe(target: Target, args: argparse.Namespace, sink: ReportExport) -> in
             threads = sample(target.pid, args.interval, stages, args.rate)
         else:
             time.sleep(args.interval)
-        now = parse_prometheus(fetch(url)) if url else {}
+        now = scrape(url) if url else {}
         if url is None and not threads and reports == 0:
             raise UsageError(
                 f"process {target.pid} serves no engine metrics and ran none of the engine functions Prism knows "

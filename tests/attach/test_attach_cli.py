@@ -62,6 +62,12 @@ def test_metrics_only_without_an_endpoint(python_child: int) -> None:
     assert "serves no vLLM or SGLang metrics and --no-sample" in result.stderr and "--metrics-url" in result.stderr
 
 
+def test_metrics_url_that_does_not_answer(python_child: int) -> None:
+    result = _attach(str(python_child), "--count", "1", "--no-sample", "--metrics-url", "http://127.0.0.1:9/metrics")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "cannot read engine metrics from http://127.0.0.1:9/metrics" in result.stderr
+
+
 @pytest.mark.skipif(sys.version_info >= (3, 14), reason="this interpreter can be injected into")
 def test_older_python_cannot_be_injected_or_detached(python_child: int) -> None:
     detach = _attach(str(python_child), "--detach")
