@@ -65,7 +65,8 @@ def run_in(target: Target, action: str, specs: list[str], timeout_s: float) -> d
                 cancelled = True  # the script, when it runs, sees the cancel file and removes the folder
                 raise UsageError(
                     f"process {target.pid} ran no Python code on its main thread for {timeout_s:g} s, so the "
-                    f"{action} script did not run; it will do nothing if it runs later"
+                    f"{action} script did not run (it will do nothing if it runs later); an idle server waits in "
+                    "C code: send it a request while attaching, or raise --timeout"
                 )
             time.sleep(0.05)
         report = dict(json.loads(marker.read_text()))
