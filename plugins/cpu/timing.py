@@ -13,6 +13,8 @@ from prism_core.models import Device
 
 
 class CpuTimingBackend:
+    immediate = True  # elapsed is end - start, known at once: the assembler sums it as stages end
+
     def __init__(self, device: Device) -> None:
         self.device = device
         self.mark = time.thread_time_ns  # bound once: the hot path is a single C call

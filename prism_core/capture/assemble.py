@@ -32,6 +32,7 @@ class _Open:
     wall_start: int
     mark_start: int
     child_wall: int = 0
+    child_device: int = 0  # immediate timing only: device time of nested stages
     children: list[tuple[int, int]] | None = None  # (start, end) marks of nested stages; most stages have none
 
 
@@ -41,6 +42,7 @@ class _Iteration:
     stack: list[_Open] = field(default_factory=list)
     wall: dict[str, int] = field(default_factory=dict)
     intervals: list[Interval] = field(default_factory=list)
+    device: dict[str, int] | None = None  # immediate timing: summed as stages end, like wall
 
 
 @dataclass(slots=True)
@@ -53,9 +55,12 @@ class PendingBatch:
     wall: dict[str, int]
     intervals: list[Interval]
     done_at: int
+    device: dict[str, int] | None = None  # already known (immediate timing)
 
     def resolve(self, timing: TimingBackend) -> dict[str, int] | None:
         """Device time per stage, or None while any mark is unresolved. Never blocks."""
+        if self.device is not None:
+            return {k: max(0, v) for k, v in self.device.items()}
         device: dict[str, int] = dict.fromkeys(self.wall, 0)
         for stage, sign, start, end in self.intervals:
             elapsed = timing.elapsed_ns(start, end)
@@ -116,8 +121,11 @@ class AssemblyStats:
 class Assembler:
     """Stateful: feed events in order; take finished batches and requests."""
 
-    def __init__(self, *, epoch_offset_ns: int, pid: int | None = None) -> None:
+    def __init__(self, *, epoch_offset_ns: int, pid: int | None = None, immediate: bool = False) -> None:
         self.epoch_offset_ns = epoch_offset_ns
+        # The backend's elapsed time is `end - start`, readable at once (the CPU clock): device time is summed
+        # as stages end, as wall time is, instead of keeping intervals to resolve and marks to release.
+        self.immediate = immediate
         self.pid = os.getpid() if pid is None else pid
         self.stats = AssemblyStats()
         self._iterations: dict[int, _Iteration] = {}
@@ -136,7 +144,7 @@ class Assembler:
             handlers[event[0]](event)
 
     def _iteration_begin(self, event: Event) -> None:
-        self._iterations[event[4]] = _Iteration(start=event[2])
+        self._iterations[event[4]] = _Iteration(start=event[2], device={} if self.immediate else None)
 
     def _begin(self, event: Event) -> None:
         it = self._iterations.get(event[4])
@@ -167,15 +175,22 @@ class Assembler:
         del stack[depth:]
         total = wall - opened.wall_start
         it.wall[stage] += total - opened.child_wall
-        it.intervals.append((stage, 1, opened.mark_start, mark))
-        if opened.children:
-            it.intervals.extend((stage, -1, s, e) for s, e in opened.children)
-        if stack:
-            parent = stack[-1]
+        parent = stack[-1] if stack else None
+        if it.device is not None:
+            spent = max(0, mark - opened.mark_start)
+            it.device[stage] = it.device.get(stage, 0) + spent - opened.child_device
+            if parent is not None:
+                parent.child_device += spent
+        else:
+            it.intervals.append((stage, 1, opened.mark_start, mark))
+            if opened.children:
+                it.intervals.extend((stage, -1, s, e) for s, e in opened.children)
+            if parent is not None:
+                if parent.children is None:
+                    parent.children = []
+                parent.children.append((opened.mark_start, mark))
+        if parent is not None:
             parent.child_wall += total
-            if parent.children is None:
-                parent.children = []
-            parent.children.append((opened.mark_start, mark))
 
     def _iteration_end(self, event: Event) -> None:
         it = self._iterations.pop(event[4], None)
@@ -193,7 +208,9 @@ class Assembler:
         if not isinstance(workload, Workload) or workload.mode not in FORWARD_MODES:
             self.stats.bad_payload += 1
             return
-        self.batches.append(PendingBatch(it.start, event[2] - it.start, workload, it.wall, it.intervals, event[2]))
+        self.batches.append(
+            PendingBatch(it.start, event[2] - it.start, workload, it.wall, it.intervals, event[2], it.device)
+        )
 
     def _requests(self, event: Event) -> None:
         try:

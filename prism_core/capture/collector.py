@@ -61,7 +61,9 @@ class Collector:
         self.exporters = list(exporters)
         self.interval_s = interval_s
         self.device_id = timing.device.id
-        self.assembler = Assembler(epoch_offset_ns=time.time_ns() - time.perf_counter_ns())
+        self.assembler = Assembler(
+            epoch_offset_ns=time.time_ns() - time.perf_counter_ns(), immediate=getattr(timing, "immediate", False)
+        )
         self._pending: list[PendingBatch] = []
         self._consumers: list[BatchConsumer] = []
         self._failed: set[int] = set()

@@ -18,6 +18,8 @@ class TimingBackend(Protocol):
     """
 
     device: Device
+    # Optional `immediate = True`: `elapsed_ns(a, b)` is `max(0, b - a)` at once and `release` does nothing (a
+    # clock, not device events), so the collector sums device time as stages end instead of resolving later.
 
     def mark(self) -> int:
         """Record a point on the engine's current stream; returns an opaque handle."""

@@ -61,6 +61,23 @@ def test_nested_stage_time_excludes_children(builtin_host: PluginHost) -> None:
     assert record.mode == "decode" and record.batch_size == 4 and record.kv_tokens == 40
 
 
+def test_immediate_device_time_equals_resolved_intervals(builtin_host: PluginHost) -> None:
+    """The CPU clock's shortcut (device time summed as stages end) gives what resolving the intervals gives."""
+    timing = builtin_host.timing_backend(builtin_host.device("cpu:0"))
+    assert timing is not None and getattr(timing, "immediate", False)
+    ring = EventRing()
+    _iteration(RingRecorder(ring, timing))
+    events = ring.drain()
+    resolved = {}
+    for immediate in (False, True):
+        asm = Assembler(epoch_offset_ns=0, immediate=immediate)
+        asm.feed(events)
+        (pending,) = asm.batches
+        assert bool(pending.intervals) is not immediate  # nothing kept to resolve or release
+        resolved[immediate] = pending.resolve(timing)
+    assert resolved[True] == resolved[False] and set(resolved[True] or {}) == {"forward", "sample", "postprocess"}
+
+
 def test_unbalanced_and_stray_events_are_counted_not_fatal(builtin_host: PluginHost) -> None:
     timing = builtin_host.timing_backend(builtin_host.device("cpu:0"))
     assert timing is not None
