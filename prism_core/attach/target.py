@@ -69,6 +69,24 @@ def python_descendants(pid: int) -> list[int]:
     return found
 
 
+# Python children that run no engine code and sit blocked in C (multiprocessing's bookkeeping processes): an
+# injected script would never run there.
+HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver", "multiprocessing.semaphore_tracker")
+
+
+def engine_candidates(pid: int) -> list[int]:
+    """`python_descendants(pid)` less multiprocessing's helper processes."""
+    out = []
+    for p in python_descendants(pid):
+        try:
+            cmdline = Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if p == pid or not any(h in cmdline for h in HELPERS):
+            out.append(p)
+    return out
+
+
 def python_version(target: Target) -> tuple[int, int] | None:
     """The target interpreter's (major, minor), asked of its own executable; None if that cannot be run."""
     try:

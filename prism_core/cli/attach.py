@@ -18,7 +18,7 @@ from prism_core.attach.export import ReportExport
 from prism_core.attach.inject import REMOTE_EXEC, run_everywhere
 from prism_core.attach.metrics import ENGINE_PREFIXES, find_metrics, scrape, summarise
 from prism_core.attach.sampling import DEFAULT_RATE_HZ, EngineThread, sample, sampler
-from prism_core.attach.target import Target, inspect_target, python_descendants, python_version
+from prism_core.attach.target import Target, engine_candidates, inspect_target, python_descendants, python_version
 from prism_core.cli.run import check_specs
 from prism_core.errors import UsageError
 from prism_core.plugins import host
@@ -77,7 +77,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 
 def _inject(target: Target, action: str, specs: list[str], args: argparse.Namespace) -> int:
-    reports = run_everywhere(python_descendants(target.pid), action, specs, args.timeout)
+    reports = run_everywhere(engine_candidates(target.pid), action, specs, args.timeout)
     for report in reports:
         if args.json:
             print(json.dumps(report), flush=True)

@@ -13,6 +13,7 @@ import pytest
 
 from prism_core.attach.metrics import parse_prometheus, summarise
 from prism_core.attach.sampling import sampler
+from prism_core.attach.target import engine_candidates, python_descendants
 
 PRISM = Path(sys.executable).parent / "prism"
 
@@ -103,3 +104,30 @@ vllm:num_requests_running{model_name="a"} 3.0
     after = dict(before, **{"vllm:e2e_request_latency_seconds_count": 5.0, "vllm:e2e_request_latency_seconds_sum": 6.0})
     window = summarise("vllm", after, before)
     assert window["requests"] == 1 and window["e2e_s_mean"] == 2.0 and window["ttft_s_mean"] is None
+
+
+def test_injection_targets_skip_multiprocessing_helpers(tmp_path: Path) -> None:
+    """A server that spawns a worker gets multiprocessing's resource tracker too: a Python child blocked in C,
+    where an injected script would never run. It is not a target; the spawned worker is."""
+    program = tmp_path / "server.py"
+    program.write_text(
+        "import multiprocessing as mp, sys, time\n"
+        "def work():\n    time.sleep(60)\n"
+        "if __name__ == '__main__':\n"
+        "    ctx = mp.get_context('spawn')\n"
+        "    lock = ctx.Lock()  # a named semaphore: starts the resource tracker\n"
+        "    ctx.Process(target=work, daemon=True).start()\n"
+        "    print('READY', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    with subprocess.Popen([sys.executable, str(program)], stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
+        try:
+            everything = python_descendants(proc.pid)
+            targets = engine_candidates(proc.pid)
+            commands = {p: Path(f"/proc/{p}/cmdline").read_bytes().decode() for p in everything}
+            assert any("resource_tracker" in c for c in commands.values())
+            assert targets[0] == proc.pid and len(targets) == 2  # the server and its spawned worker
+            assert all("resource_tracker" not in commands[p] for p in targets)
+        finally:
+            proc.kill()
