@@ -30,13 +30,12 @@ _session: CaptureSession | None = None
 _hooks: PostImportHooks | None = None
 _specs: list[str] | None = None  # export specs given to activate(); else PRISM_EXPORT
 _online: OnlineDetection | None = None
-
-
-problems: list[str] = []  # every warning so far: `prism attach` reports those its injection caused
+problems: list[str] = []  # the latest warnings (at most 100): `prism attach` reports those its injection caused
 
 
 def warn(message: str) -> None:
     problems.append(message)
+    del problems[:-100]
     sys.stderr.write(f"prism: {message}\n")
 
 

@@ -25,9 +25,9 @@ def _report(marker: str, **fields: object) -> None:
 
 def attach(specs: list[str], marker: str) -> None:
     """Start capture; if any part of it failed, undo all of it and say why."""
-    seen = len(bootstrap.problems)
+    bootstrap.problems.clear()
     bootstrap.activate(specs)
-    failed = bootstrap.problems[seen:]
+    failed = list(bootstrap.problems)
     if failed:
         bootstrap.deactivate()
         _report(marker, ok=False, action="attach", error="; ".join(failed))
