@@ -6,43 +6,27 @@ since start and per interval, running and waiting requests, KV-cache usage.
 
 from __future__ import annotations
 
+import functools
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from prism_core.attach.target import not_ours
 from prism_core.errors import UsageError
 
-ENGINE_PREFIXES = ("vllm:", "sglang:")
 
-# Prometheus histograms (seconds) read per engine -> field; means are sum/count over the window.
-HISTOGRAMS = {
-    "vllm": {
-        "vllm:time_to_first_token_seconds": "ttft_s",
-        "vllm:request_time_per_output_token_seconds": "tpot_s",
-        "vllm:e2e_request_latency_seconds": "e2e_s",
-        "vllm:request_queue_time_seconds": "queue_s",
-    },
-    "sglang": {
-        "sglang:time_to_first_token_seconds": "ttft_s",
-        "sglang:inter_token_latency_seconds": "tpot_s",
-        "sglang:e2e_request_latency_seconds": "e2e_s",
-        "sglang:queue_time_seconds": "queue_s",
-    },
-}
-GAUGES = {
-    "vllm": {
-        "vllm:num_requests_running": "running",
-        "vllm:num_requests_waiting": "waiting",
-        "vllm:kv_cache_usage_perc": "kv_cache_usage",
-    },
-    "sglang": {
-        "sglang:num_running_reqs": "running",
-        "sglang:num_queue_reqs": "waiting",
-        "sglang:token_usage": "kv_cache_usage",
-    },
-}
+@functools.cache
+def engine_tables() -> dict[str, tuple[Mapping[str, str], Mapping[str, str]]]:
+    """Engine name -> (histograms, gauges) of every framework adapter whose engine serves Prometheus metrics."""
+    from prism_core.plugins import host
+
+    return {
+        a.name: (getattr(a, "metric_histograms", {}), getattr(a, "metric_gauges", {}))
+        for a in host().framework_adapters()
+        if getattr(a, "metric_histograms", None)
+    }
 
 
 def listening_ports(pid: int) -> list[int]:
@@ -93,7 +77,7 @@ def find_metrics(pids: list[int]) -> tuple[str, str] | None:
         for port in ports:
             url = f"http://127.0.0.1:{port}/metrics"
             try:
-                engine = engine_of(fetch(url))
+                engine = engine_of(fetch(url).splitlines())
             except (urllib.error.URLError, OSError, ValueError):
                 continue
             if engine:
@@ -101,12 +85,13 @@ def find_metrics(pids: list[int]) -> tuple[str, str] | None:
     return None
 
 
-def engine_of(text: str) -> str | None:
-    """The engine whose metric prefix appears in a Prometheus text page, if any."""
-    for line in text.splitlines():
-        for prefix in ENGINE_PREFIXES:
-            if line.startswith(prefix):
-                return prefix[:-1]
+def engine_of(names: Iterable[str]) -> str | None:
+    """The engine whose metric prefix (`vllm:`, `sglang:`) starts any of these sample names or page lines."""
+    prefixes = {f"{engine}:": engine for engine in engine_tables()}
+    for name in names:
+        for prefix, engine in prefixes.items():
+            if name.startswith(prefix):
+                return engine
     return None
 
 
@@ -128,15 +113,16 @@ def parse_prometheus(text: str) -> dict[str, float]:
 
 def summarise(engine: str, now: dict[str, float], before: dict[str, float] | None) -> dict[str, object]:
     """Mean latencies and request counts between two scrapes (or since start), and the current gauges."""
+    histograms, gauges = engine_tables()[engine]
     out: dict[str, object] = {}
-    count_name = next(m for m, f in HISTOGRAMS[engine].items() if f == "e2e_s")  # finished requests
-    for metric, field in HISTOGRAMS[engine].items():
+    count_name = next(m for m, f in histograms.items() if f == "e2e_s")  # finished requests
+    for metric, field in histograms.items():
         count = now.get(f"{metric}_count", 0.0) - (before or {}).get(f"{metric}_count", 0.0)
         total = now.get(f"{metric}_sum", 0.0) - (before or {}).get(f"{metric}_sum", 0.0)
         out[f"{field}_mean"] = total / count if count > 0 else None
         if metric == count_name:
             out["requests"] = int(count)
-    for metric, field in GAUGES[engine].items():
+    for metric, field in gauges.items():
         if before is None and metric in now:
             out[field] = now[metric]
     return out

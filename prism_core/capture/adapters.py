@@ -19,6 +19,11 @@ class FrameworkAdapter(Protocol):
     sampled_stages: Mapping[str, str]
     """Function qualname, as a stack sampler shows it (`Class.method`) -> canonical stage. `prism attach` uses it
     when it cannot run inside the process: a sample belongs to the stage of its innermost named frame."""
+    metric_histograms: Mapping[str, str]
+    """The engine's Prometheus histograms (seconds, `<engine>:` prefix) -> the RequestRecord field each
+    summarises; empty when the engine serves no metrics. `prism attach` reports their means per interval."""
+    metric_gauges: Mapping[str, str]
+    """The engine's Prometheus gauges and counters `prism attach` reports as they are -> the name it gives them."""
 
     def check(self) -> Unavailable | None:
         """None if the framework is importable here at a version this adapter knows; else why not.

@@ -16,10 +16,10 @@ from typing import cast
 
 from prism_core.attach.export import ReportExport
 from prism_core.attach.inject import REMOTE_EXEC, run_everywhere
-from prism_core.attach.metrics import ENGINE_PREFIXES, find_metrics, scrape, summarise
+from prism_core.attach.metrics import engine_of, find_metrics, scrape, summarise
 from prism_core.attach.sampling import DEFAULT_RATE_HZ, EngineThread, sample, sampler
 from prism_core.attach.target import Target, engine_candidates, inspect_target, python_descendants, python_version
-from prism_core.cli.run import check_specs
+from prism_core.cli.run import add_export_option, check_specs
 from prism_core.errors import UsageError
 from prism_core.plugins import host
 
@@ -32,13 +32,7 @@ OUTSIDE = (
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("attach", help="instrument (Python 3.14+) or observe a running LLM server, no restart")
     p.add_argument("pid", type=int, help="process id of the server")
-    p.add_argument(
-        "--export",
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="injected: as `prism run --export`; from outside: otlp[+grpc|+http]://HOST:PORT or jsonl:PATH",
-    )
+    add_export_option(p, "injected: as `prism run --export`; from outside: otlp[+grpc|+http]://HOST:PORT or jsonl:PATH")
     p.add_argument("--detach", action="store_true", help="remove what `prism attach` injected")
     p.add_argument("--outside", action="store_true", help="observe from outside even where injection is possible")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds each process has to run the injected script")
@@ -105,7 +99,7 @@ def _observe(target: Target, args: argparse.Namespace, sink: ReportExport) -> in
     if not sampling:
         missing += "; no stage shares (" + ("--no-sample)" if args.no_sample else "py-spy is not installed)")
     previous = scrape(url) if url else {}
-    engine = engine or next((p[:-1] for p in ENGINE_PREFIXES for k in previous if k.startswith(p)), None)
+    engine = engine or engine_of(previous)
     if not args.json:
         reads = " and ".join(x for x in (url and f"metrics {url}", sampling and "py-spy stack samples") if x)
         print(f"prism: observing pid {target.pid} through {reads}; {missing}", flush=True)

@@ -25,12 +25,8 @@ CONNECT_TIMEOUT_S = 0.5
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run an LLM program instrumented, no code change")
-    p.add_argument(
-        "--export",
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="otlp | otlp+grpc://HOST:PORT | otlp+http://HOST:PORT | jsonl:PATH | chrome:PATH | console (repeatable)",
+    add_export_option(
+        p, "otlp | otlp+grpc://HOST:PORT | otlp+http://HOST:PORT | jsonl:PATH | chrome:PATH | console (repeatable)"
     )
     p.add_argument("--detect", action="store_true", help="run the anomaly detector on every batch (alerts, diagnosis)")
     p.add_argument("--model", metavar="M.json", help="with --detect: a fitted latency model (default: learn at start)")
@@ -48,6 +44,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the program and its arguments")
     p.set_defaults(func=cmd_run)
+
+
+def add_export_option(p: argparse.ArgumentParser, help_text: str) -> None:
+    """The repeatable `--export SPEC` of every command that sends records somewhere."""
+    p.add_argument("--export", action="append", default=[], metavar="SPEC", help=help_text)
 
 
 def check_specs(specs: list[str]) -> list[ExportSpec]:

@@ -11,6 +11,7 @@ from prism_core.capture.patching import Patcher
 from prism_core.capture.stages import StageRecorder
 from prism_core.models import Unavailable
 from prism_plugins.frameworks.sglang.loop import SAMPLED_STAGES, SchedulerInstrumentation
+from prism_plugins.frameworks.sglang.names import METRIC_GAUGES, METRIC_HISTOGRAMS
 
 SCHEDULER_MODULE = "sglang.srt.managers.scheduler"
 MIN_VERSION = (0, 4)
@@ -37,6 +38,8 @@ class SglangAdapter:
     name = "sglang"
     module = "sglang"
     sampled_stages = SAMPLED_STAGES
+    metric_histograms = METRIC_HISTOGRAMS
+    metric_gauges = METRIC_GAUGES
 
     def __init__(self) -> None:
         self._patcher = Patcher()

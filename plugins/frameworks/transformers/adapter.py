@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import logging
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from prism_core.capture.patching import Patcher
 from prism_core.capture.stages import StageRecorder
@@ -34,6 +36,8 @@ class TransformersAdapter:
     name = "transformers"
     module = "transformers"
     sampled_stages = SAMPLED_STAGES  # continuous batching; generate()'s stages are cut points, not functions
+    metric_histograms: Mapping[str, str] = MappingProxyType({})  # no metrics endpoint of its own
+    metric_gauges: Mapping[str, str] = MappingProxyType({})
 
     def __init__(self) -> None:
         self._patcher = Patcher()

@@ -12,6 +12,7 @@ from prism_core.bootstrap.hooks import PostImportHooks
 from prism_core.capture.patching import Patcher
 from prism_core.capture.stages import StageRecorder
 from prism_core.models import Unavailable
+from prism_plugins.frameworks.vllm import names
 from prism_plugins.frameworks.vllm.engine import SAMPLED_STAGES, EngineInstrumentation
 
 # The V1 engine with execute_model/sample_tokens split and the scheduler API read here; tested with 0.32.0.
@@ -42,6 +43,8 @@ class VllmAdapter:
     name = "vllm"
     module = "vllm"
     sampled_stages = SAMPLED_STAGES
+    metric_histograms = names.HISTOGRAM_FIELDS
+    metric_gauges = names.METRIC_GAUGES
 
     def __init__(self) -> None:
         self._patcher = Patcher()

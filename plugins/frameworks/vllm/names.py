@@ -45,6 +45,9 @@ METRIC_HISTOGRAMS: dict[str, tuple[str, str]] = {
     "vllm:request_queue_time_seconds": (n.PRISM_REQUEST_QUEUE_S, "queue_s"),
 }
 
+# The same histograms -> field only: what `prism attach` averages per interval.
+HISTOGRAM_FIELDS: dict[str, str] = {metric: field for metric, (_, field) in METRIC_HISTOGRAMS.items()}
+
 # vLLM Prometheus gauges and counters Prism reports as they are (no Prism record carries them).
 METRIC_GAUGES: dict[str, str] = {
     "vllm:num_requests_running": "running",
