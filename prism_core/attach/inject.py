@@ -27,17 +27,18 @@ CALL = "import sys; sys.remote_exec(int(sys.argv[1]), sys.argv[2])"
 
 def run_everywhere(pids: list[int], action: str, specs: list[str], timeout_s: float) -> list[dict[str, object]]:
     """Run `action` (attach | detach) in each process; their reports. On a failure, undo what was done, then raise."""
-    done: list[dict[str, object]] = []
+    done: list[tuple[Target, dict[str, object]]] = []
     try:
         for pid in pids:
-            done.append(run_in(inspect_target(pid), action, specs, timeout_s))
+            target = inspect_target(pid)
+            done.append((target, run_in(target, action, specs, timeout_s)))
     except UsageError:
         if action == "attach":
-            for report in done:
+            for target, _ in done:
                 with contextlib.suppress(UsageError):  # exited meanwhile: nothing of ours is left in it
-                    run_in(inspect_target(int(str(report["pid"]))), "detach", [], timeout_s)
+                    run_in(target, "detach", [], timeout_s)
         raise
-    return done
+    return [report for _, report in done]
 
 
 def run_in(target: Target, action: str, specs: list[str], timeout_s: float) -> dict[str, object]:
