@@ -20,8 +20,8 @@ ENV_VARS: dict[str, str] = {
     "PRISM_LOG_LEVEL": "DEBUG, INFO, WARNING (default) or ERROR",
     "PRISM_EXPORT": "export specs for the `prism run` bootstrap (JSON list or comma-separated); set by prism run",
     "PRISM_DEVICE": "device id capture times stages on (default: first real accelerator, else cpu:0)",
-    "PRISM_ELASTIC_KV": "1: the KV cache of transformers generate() (or a block count for it) and of vLLM is on the "
-    "elastic pool",
+    "PRISM_ELASTIC_KV": "1: the KV cache of transformers generate() (or a block count for it), vLLM and SGLang is on "
+    "the elastic pool",
     "PRISM_KV_PRIORITY": "broker priority of the elastic KV caches a process registers (default 0, higher wins; "
     "`prism mem limit` changes it live)",
     "PRISM_BROKER_DIR": "folder of the per-device memory-broker ledgers (default /dev/shm)",

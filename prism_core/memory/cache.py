@@ -138,9 +138,11 @@ class ElasticKVCache:
         """Per-layer numpy views, for engines and tests without torch."""
         return numpy_views(self.geometry, layout)
 
-    def alloc(self, n: int) -> IdArray | CannotSchedule:
+    def alloc(self, n: int, *, wait_s: float | None = None) -> IdArray | CannotSchedule:
         """`n` block ids, or `CannotSchedule` when the broker, the local limit or the reservation says not now.
-        Asking for more blocks than the whole reservation holds is a UsageError."""
+        Lower-priority models are asked to give back and waited for up to `wait_s` (default
+        `acquire_timeout_s`; 0 asks without waiting, so a later call finds the memory). Asking for more blocks
+        than the whole reservation holds is a UsageError."""
         usable = self.table.usable_blocks - (self.null_block is not None)
         if n > usable:
             raise UsageError(f"{self.name}: {n} blocks requested, the virtual reservation holds {usable}")
@@ -152,7 +154,7 @@ class ElasticKVCache:
                 if k < 0:
                     left = usable - self.table.used_blocks() + (self.null_block is not None)
                     return CannotSchedule(f"{self.name}: {n} blocks asked, {left} left in the reservation", n)
-                grown = self._grow(k, reclaim=True)
+                grown = self._grow(k, reclaim=True, wait_s=wait_s)
                 if grown is not None:
                     return grown
             return self.table.take(n)
@@ -239,14 +241,15 @@ class ElasticKVCache:
 
     # Internals (called under the lock) --------------------------------------------------------------------
 
-    def _grow(self, k: int, reclaim: bool) -> CannotSchedule | None:
+    def _grow(self, k: int, reclaim: bool, wait_s: float | None = None) -> CannotSchedule | None:
         """Map `k` more pages, all or none, after the local limit and the broker agree."""
         spare = self.pages.handles.spare * self.pages.page_size
         need = max(0, k * self.pages.page_bytes - spare)
         if self.limit_bytes is not None and self.pages.held_bytes + need > self.limit_bytes:
             return CannotSchedule(f"{self.name}: its limit of {self.limit_bytes} bytes is reached", need)
         if self.member is not None and need:
-            answer = self.member.acquire(need, reclaim=reclaim, timeout_s=self.acquire_timeout_s if reclaim else 0)
+            wait = self.acquire_timeout_s if wait_s is None else wait_s
+            answer = self.member.acquire(need, reclaim=reclaim, timeout_s=wait if reclaim else 0)
             if isinstance(answer, CannotSchedule):
                 return answer
         pages = self.table.unmapped_pages(k)

@@ -21,6 +21,11 @@ class FinishLength:
         return {"type": "length", "length": self.length}
 
 
+@dataclass(frozen=True)
+class SamplingParams:
+    max_new_tokens: int
+
+
 @dataclass
 class Req:
     rid: str
@@ -28,6 +33,10 @@ class Req:
     max_new_tokens: int
     output_ids: list[int] = field(default_factory=list)
     finished_reason: FinishLength | None = None
+
+    @property
+    def sampling_params(self) -> SamplingParams:
+        return SamplingParams(self.max_new_tokens)
 
     def finished(self) -> bool:
         return self.finished_reason is not None

@@ -5,13 +5,18 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import sys
+from typing import TYPE_CHECKING
 
 from prism_core.bootstrap.hooks import PostImportHooks
 from prism_core.capture.patching import Patcher
 from prism_core.capture.stages import StageRecorder
 from prism_core.models import Unavailable
+from prism_core.settings import elastic_kv, kv_priority
 from prism_plugins.frameworks.sglang.loop import SAMPLED_STAGES, SchedulerInstrumentation
 from prism_plugins.frameworks.sglang.names import METRIC_GAUGES, METRIC_HISTOGRAMS
+
+if TYPE_CHECKING:
+    from prism_plugins.frameworks.sglang.kv import ElasticSglang
 
 SCHEDULER_MODULE = "sglang.srt.managers.scheduler"
 MIN_VERSION = (0, 4)
@@ -45,6 +50,7 @@ class SglangAdapter:
         self._patcher = Patcher()
         self.loop = SchedulerInstrumentation(self._patcher)
         self._hooks: PostImportHooks | None = None
+        self.elastic: ElasticSglang | None = None
 
     def check(self) -> Unavailable | None:
         version = installed_version()
@@ -58,11 +64,13 @@ class SglangAdapter:
         self.loop.recorder = recorder
         if self._hooks is not None:
             return
-        if SCHEDULER_MODULE in sys.modules:
-            self._on_import(SCHEDULER_MODULE)
-            self._hooks = PostImportHooks({})
-        else:
-            self._hooks = PostImportHooks({SCHEDULER_MODULE: self._on_import})
+        callbacks = {SCHEDULER_MODULE: self._on_import}
+        if elastic_kv() is not None:  # KV cache on the elastic pool
+            from prism_plugins.frameworks.sglang.kv import MEMORY_MODULES, ElasticSglang
+
+            elastic = self.elastic = ElasticSglang(self._patcher, kv_priority())
+            callbacks.update({m: lambda name: elastic.patch_module(sys.modules[name]) for m in MEMORY_MODULES})
+        self._hooks = PostImportHooks(callbacks)
         self._hooks.install()
 
     def _on_import(self, module_name: str) -> None:
@@ -71,6 +79,8 @@ class SglangAdapter:
         if scheduler is None:
             sys.stderr.write(f"prism: sglang {installed_version()}: no {module_name}.Scheduler ({SUPPORTED})\n")
             return
+        if self.elastic is not None:  # inside the stage wrapper: waiting for memory is scheduling time
+            self.elastic.patch_scheduler(scheduler)
         self.loop.patch(scheduler)
 
     def uninstall(self) -> None:
@@ -79,3 +89,4 @@ class SglangAdapter:
             self._hooks.uninstall()
             self._hooks = None
         self._patcher.restore()
+        self.elastic = None

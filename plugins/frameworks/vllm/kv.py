@@ -32,6 +32,7 @@ from prism_core.capture.patching import Patcher
 from prism_core.errors import UsageError
 from prism_core.memory import CannotSchedule, ElasticKVCache, KvSpec
 from prism_core.memory.spec import DEFAULT_PAGE_SIZE
+from prism_core.memory.torch_device import prism_device
 from prism_core.memory.views import torch_bytes
 from prism_core.settings import kv_priority
 
@@ -201,20 +202,6 @@ def rebase(views: dict[str, Any], layer_stride: int, cache: ElasticKVCache) -> d
         offset = (layer * region + within) // size
         out[name] = torch.as_strided(flat.view(view.dtype), view.shape, view.stride(), offset)
     return out
-
-
-def prism_device(device: Any) -> str:
-    """Prism's device id for a torch device: cpu:0, nvidia:N or amd:N (ROCm's torch calls its GPUs cuda)."""
-    import torch
-
-    if device.type == "cpu":
-        return "cpu:0"
-    index = device.index if device.index is not None else 0
-    if device.type == "cuda":
-        return f"{'amd' if torch.version.hip else 'nvidia'}:{index}"
-    if device.type == "npu":
-        return f"ascend:{index}"
-    raise UsageError(f"no Prism VMM backend for vLLM device {device}")
 
 
 def elastic_pool_class(base: type) -> type:

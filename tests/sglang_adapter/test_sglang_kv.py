@@ -1,0 +1,220 @@
+"""SGLang's KV cache on the elastic pool, against a stand-in that calls the pool as SGLang's scheduler does
+(prism_core.testing.sglang_memory), on real pages, a real broker and, for sharing, two real processes; and, where
+SGLang and a GPU are present, against the real engine (`gpu`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from prism_core.capture.patching import Patcher
+from prism_core.memory.broker import Broker, ledger_path
+from prism_core.testing import RecordingRecorder
+from prism_core.testing.sglang_loop import Req
+from prism_core.testing.sglang_memory import PooledScheduler, TokenToKVPoolAllocator, init_memory_pool
+from prism_core.testing.sglang_memory import model_runner_module as fresh_module
+from prism_plugins.frameworks.sglang import SglangAdapter
+from prism_plugins.frameworks.sglang.adapter import installed_version
+from prism_plugins.frameworks.sglang.kv import MEMORY_MODULES, ElasticSglang, ElasticSlots, pass_demand
+
+POOL = 8192  # token slots SGLang sized its pool for
+PAGE_SET = 4 * 2 * 2**20  # one 2 MiB page in each of the 4 buffers (2 layers, K and V): 1,024 token slots
+CHILD = textwrap.dedent(
+    """
+    import json, os, sys, time
+    from prism_core.capture.patching import Patcher
+    from prism_core.testing.sglang_memory import PooledScheduler, init_memory_pool, model_runner_module
+    from prism_plugins.frameworks.sglang.kv import ElasticSglang
+    sys.path.insert(0, sys.argv[1])
+    from test_sglang_kv import requests
+    elastic, module = ElasticSglang(Patcher(), int(sys.argv[2])), model_runner_module()
+    elastic.patch_module(module)
+    elastic.patch_scheduler(PooledScheduler)
+    reqs = requests()
+    scheduler = PooledScheduler(reqs, init_memory_pool(module, 8192))
+    print("ready", flush=True)
+    while not os.path.exists(sys.argv[3]):  # both start serving together
+        time.sleep(0.005)
+    scheduler.event_loop_normal()
+    print(json.dumps({"tokens": [r.output_ids for r in reqs], "peak": scheduler.peak_running}))
+    """
+)
+
+
+def requests() -> list[Req]:
+    return [Req(f"r{i}", [(7 * i + j) % 50 for j in range(150 + 10 * i)], 30) for i in range(12)]
+
+
+def run(allocator: object) -> tuple[list[list[int]], PooledScheduler]:
+    reqs = requests()
+    scheduler = PooledScheduler(reqs, allocator)
+    scheduler.event_loop_normal()
+    return [r.output_ids for r in reqs], scheduler
+
+
+@pytest.fixture(scope="module")
+def static_run() -> tuple[list[list[int]], PooledScheduler]:
+    tokens, scheduler = run(init_memory_pool(fresh_module(), POOL))
+    assert scheduler.retractions == 0 and len({tuple(t) for t in tokens}) > 6  # varied, not one token
+    return tokens, scheduler
+
+
+@pytest.fixture(scope="module")
+def static_tokens(static_run: tuple[list[list[int]], PooledScheduler]) -> list[list[int]]:
+    return static_run[0]
+
+
+@pytest.fixture
+def elastic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ElasticSglang, object]]:
+    monkeypatch.setenv("PRISM_BROKER_DIR", str(tmp_path))
+    patcher = Patcher()
+    kv, module = ElasticSglang(patcher), fresh_module()
+    kv.patch_module(module)
+    kv.patch_scheduler(PooledScheduler)
+    yield kv, module
+    patcher.restore()
+    for cache in kv.caches:
+        cache.close()
+
+
+def watch_ledger(tmp_path: Path) -> tuple[list[int], threading.Event, threading.Thread]:
+    broker = Broker.open_existing(ledger_path("cpu:0", tmp_path))
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(0.002):
+            seen.append(broker.info().used_bytes)
+        broker.close()
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    return seen, stop, thread
+
+
+def test_same_tokens_on_the_pool(elastic: tuple[ElasticSglang, object], static_tokens: list[list[int]]) -> None:
+    kv, module = elastic
+    allocator = init_memory_pool(module, POOL)
+    assert isinstance(allocator, ElasticSlots) and isinstance(allocator, TokenToKVPoolAllocator)
+    shape = tuple(allocator.get_kvcache().k_buffer[0].shape)  # (no view in an assert: its repr would read them)
+    assert shape == (POOL + 1, 8, 64) and kv.caches[0].usage().pages_mapped == 1  # slot 0's page set
+    tokens, scheduler = run(allocator)
+    assert tokens == static_tokens and scheduler.retractions == 0
+    # The idle pass ran SGLang's leak check (size = free + held) and gave every secured slot back.
+    assert allocator.available_size() == POOL
+    usage = kv.caches[0].usage()
+    assert usage.blocks_used == 1 and usage.pages_in_use == 1  # only the padding slot's pages stay in use
+
+
+def test_small_budget_admits_fewer_and_never_crashes(
+    elastic: tuple[ElasticSglang, object], static_run: tuple[list[list[int]], PooledScheduler], tmp_path: Path
+) -> None:
+    budget = 2 * PAGE_SET  # 2,047 usable slots for a pool of 8,192 and about 2,500 tokens of work
+    Broker("cpu:0", budget, tmp_path).close()
+    _, module = elastic
+    allocator = init_memory_pool(module, POOL)
+    seen, stop, watcher = watch_ledger(tmp_path)
+    try:
+        tokens, scheduler = run(allocator)
+    finally:
+        stop.set()
+        watcher.join()
+    assert tokens == static_run[0]
+    # Requests waited for memory instead of crashing the scheduler: fewer ran at once than on the static pool.
+    assert scheduler.peak_running < static_run[1].peak_running
+    assert max(seen) <= budget and max(seen) == budget  # the pool grew to the budget, never past it
+
+
+def test_two_processes_share_one_budget(static_run: tuple[list[list[int]], PooledScheduler], tmp_path: Path) -> None:
+    budget = 4 * PAGE_SET  # each process wants about three page sets
+    Broker("cpu:0", budget, tmp_path).close()
+    env = {**os.environ, "PRISM_BROKER_DIR": str(tmp_path)}
+    here = str(Path(__file__).parent)
+    seen, stop, watcher = watch_ledger(tmp_path)
+    go = tmp_path / "go"
+    try:
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-c", CHILD, here, str(p), str(go)], env=env, stdout=subprocess.PIPE, text=True
+            )
+            for p in (0, 1)
+        ]
+        assert [c.stdout.readline().strip() for c in children if c.stdout] == ["ready", "ready"]
+        go.touch()
+        results = [json.loads(c.communicate(timeout=120)[0]) for c in children]
+    finally:
+        stop.set()
+        watcher.join()
+    assert all(c.returncode == 0 for c in children)
+    assert [r["tokens"] for r in results] == [static_run[0]] * 2
+    assert max(seen) == budget  # six page sets wanted, four to share: the ledger was full, and never past it
+
+
+def test_pass_demand_is_sglang_estimate() -> None:
+    waiting = [Req("w1", [1] * 100, 50), Req("w2", [1] * 300, 50), Req("w3", [1] * 200, 8)]
+    scheduler = PooledScheduler(waiting, init_memory_pool(fresh_module(), 64), max_prefill_tokens=450)
+    scheduler.running_batch.reqs = [Req("a", [1] * 10, 20, output_ids=[1] * 4), Req("b", [1] * 10, 10)]
+    # running: a next token each, plus ceil(16 * 0.5) and ceil(10 * 0.5); waiting up to 450 prompt tokens: w1, w2.
+    assert pass_demand(scheduler) == (2, 2 + 8 + 5 + (100 + 25) + (300 + 25))
+
+
+def test_unsupported_pools_stay_static(elastic: tuple[ElasticSglang, object], capsys: pytest.CaptureFixture) -> None:
+    _, module = elastic
+    allocator = init_memory_pool(module, POOL, need_sort=True)  # disaggregation sorts its free lists
+    assert type(allocator) is TokenToKVPoolAllocator
+    paged = module.MHATokenToKVPool(64, page_size=16, dtype=allocator.dtype, head_num=2, head_dim=8, layer_num=1,
+                                    device="cpu")  # fmt: skip
+    shape = tuple(paged.k_buffer[0].shape)
+    assert paged.prism_cache is None and shape == (80, 2, 8)
+    assert "page size is 16 (only 1 is supported); the KV cache stays static" in capsys.readouterr().err
+
+
+def test_adapter_installs_the_pool_with_prism_elastic_kv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PRISM_ELASTIC_KV", "1")
+    monkeypatch.setenv("PRISM_BROKER_DIR", str(tmp_path))
+    module = fresh_module()
+    monkeypatch.setitem(sys.modules, MEMORY_MODULES[0], module)
+    adapter = SglangAdapter()
+    adapter.install(RecordingRecorder())
+    kv = adapter.elastic
+    try:
+        assert kv is not None and module.TokenToKVPoolAllocator is not TokenToKVPoolAllocator
+        assert isinstance(init_memory_pool(module, 1024), ElasticSlots) and len(kv.caches) == 1
+    finally:
+        adapter.uninstall()
+        for cache in kv.caches if kv else []:
+            cache.close()
+    assert module.TokenToKVPoolAllocator is TokenToKVPoolAllocator
+
+
+@pytest.mark.gpu
+def test_real_sglang_same_tokens_on_the_pool(tmp_path: Path) -> None:
+    """A real SGLang server process under `prism run`, with and without the pool: the same greedy tokens."""
+    if installed_version() is None:
+        pytest.skip("SGLang is not installed (it needs CUDA)")
+    script = textwrap.dedent(
+        """
+        import json, sglang
+        engine = sglang.Engine(model_path="HuggingFaceTB/SmolLM2-135M", disable_radix_cache=True)
+        out = engine.generate(["the quick brown fox", "one two three"], {"max_new_tokens": 16, "temperature": 0})
+        print(json.dumps([o["text"] for o in out]))
+        engine.shutdown()
+        """
+    )
+    prism = [str(Path(sys.executable).parent / "prism"), "run", "--export", f"jsonl:{tmp_path}/x.jsonl", "--"]
+    texts = []
+    for flag in ("0", "1"):
+        env = {**os.environ, "PRISM_ELASTIC_KV": flag, "PRISM_BROKER_DIR": str(tmp_path)}
+        done = subprocess.run([*prism, sys.executable, "-c", script], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        texts.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        assert ("token slots of" in done.stderr) == (flag == "1")  # the pool was (only) used when asked
+    assert texts[0] == texts[1]
