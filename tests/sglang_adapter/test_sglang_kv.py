@@ -164,6 +164,8 @@ def test_pass_demand_is_sglang_estimate() -> None:
     scheduler.running_batch.reqs = [Req("a", [1] * 10, 20, output_ids=[1] * 4), Req("b", [1] * 10, 10)]
     # running: a next token each, plus ceil(16 * 0.5) and ceil(10 * 0.5); waiting up to 450 prompt tokens: w1, w2.
     assert pass_demand(scheduler) == (2, 2 + 8 + 5 + (100 + 25) + (300 + 25))
+    scheduler.waiting_queue = []
+    assert pass_demand(scheduler) == (2, 2)  # decode only: the next tokens
 
 
 def test_unsupported_pools_stay_static(elastic: tuple[ElasticSglang, object], capsys: pytest.CaptureFixture) -> None:

@@ -46,6 +46,7 @@ MEMORY_MODULES = (  # where SGLang's model runner builds its pools (the second f
 CLIP_MAX_NEW_TOKENS = 4096  # SGLang's default SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION
 DEFAULT_PREFILL_BUDGET = 16384  # SGLang's default --max-prefill-tokens
 WAIT_S = 0.2
+GRAIN = 4096  # slots secured at once where mapped pages have them
 MAX_PAGE = 64 * MIB
 
 
@@ -235,10 +236,11 @@ class ElasticSlots:
     def _secure(self, n: int, wait_s: float) -> None:
         import torch
 
-        cache = self.prism_cache
-        n = min(n, cache.unused_blocks())
         if n <= 0:
             return
+        cache = self.prism_cache
+        # Round up within pages already mapped (no broker asked): not one cache call per decode pass.
+        n = min(max(n, min(GRAIN, cache.available_blocks())), cache.unused_blocks())
         ids = cache.alloc(n, wait_s=wait_s)
         if isinstance(ids, CannotSchedule):  # what is on pages already mapped needs no grant
             ids = cache.alloc(min(n, cache.available_blocks()))
@@ -251,15 +253,19 @@ class ElasticSlots:
 
 def pass_demand(scheduler: Any) -> tuple[int, int]:
     """(slots the running requests' next step needs, slots this pass could use), estimated as SGLang's own
-    admission does: outputs clipped and scaled by its `new_token_ratio`, waiting requests up to its prefill budget."""
-    ratio = float(getattr(scheduler, "new_token_ratio", 1.0) or 1.0)
-    running = list(getattr(getattr(scheduler, "running_batch", None), "reqs", None) or ())
+    admission does: outputs clipped and scaled by its `new_token_ratio`, waiting requests up to its prefill budget.
+    With nobody waiting a pass only decodes, and the estimate costs nothing per running request."""
+    running = getattr(getattr(scheduler, "running_batch", None), "reqs", None) or ()
     urgent = len(running)
+    chunked = getattr(scheduler, "chunked_req", None)
+    waiting = ([chunked] if chunked is not None else []) + list(getattr(scheduler, "waiting_queue", ()))
+    if not waiting:
+        return urgent, urgent
+    ratio = float(getattr(scheduler, "new_token_ratio", 1.0) or 1.0)
     wanted = urgent + sum(_reserved(r, ratio) for r in running)
     budget = int(getattr(scheduler, "max_prefill_tokens", 0) or DEFAULT_PREFILL_BUDGET)
-    chunked = getattr(scheduler, "chunked_req", None)
     admitted = 0
-    for req in ([chunked] if chunked is not None else []) + list(getattr(scheduler, "waiting_queue", ())):
+    for req in waiting:
         tokens = len(req.origin_input_ids) + len(req.output_ids)
         if admitted and admitted + tokens > budget:
             break
