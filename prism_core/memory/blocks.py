@@ -37,9 +37,10 @@ class BlockTable:
         self.usable_blocks = int(self.cap.sum())
         width = int(self.cap.max()) if self.num_pages else 0
         self._stack = np.full((self.num_pages, width), -1, dtype=np.int64)
-        for p in range(self.num_pages):  # once at start; descending so pops hand out ascending ids
-            row = ids[page == p][::-1]
-            self._stack[p, : row.size] = row
+        # Each page's blocks in descending order, so pops hand out ascending ids (pages ascend with block ids).
+        held, pages = ids[whole], page[whole]
+        within = np.arange(held.size) - np.searchsorted(pages, pages)
+        self._stack[pages, self.cap[pages] - 1 - within] = held
         self._free = np.full(self.num_pages, UNMAPPED, dtype=np.int64)
         self._used = np.zeros(num_blocks, dtype=bool)
         self._n_used = 0
