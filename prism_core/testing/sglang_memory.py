@@ -3,21 +3,25 @@
 `MHATokenToKVPool` and `TokenToKVPoolAllocator` keep SGLang's constructor keywords, buffer shapes and free-list
 behaviour (python/sglang/srt/mem_cache/memory_pool.py and allocator.py, 0.4-0.5): slot 0 is padding and never
 handed out, `alloc` returns None when the free list is short, frees can be grouped. `model_runner_module()` is a
-module named like SGLang's whose `init_memory_pool` looks both classes up on the module when called, as SGLang's
-model runner resolves its globals, so Prism patches it the same way.
+module named like SGLang's, and `init_memory_pool(module, ...)` looks both classes up on it when called, as
+SGLang's model runner resolves its globals, so Prism patches it the same way.
 
 `PooledScheduler` calls the allocator as SGLang's scheduler does: a new prefill batch is admitted from
 `available_size()` less the outputs reserved for running requests (clipped, scaled by `new_token_ratio`: SGLang's
 PrefillAdder), within a prefill token budget; a decode step checks `available_size()` and retracts the newest
 request (freeing its KV, to be prefilled again with its outputs) until the step fits; `alloc` is taken as
 infallible (None raises SGLang's "out of memory" error); finished requests are freed in a group; an idle pass runs
-SGLang's leak check. Its "model" writes every token's K and V, reads back the whole sequence and checks it, and
-samples a token from what it read, so a lost or overwritten slot fails the run and changes the tokens.
+SGLang's leak check. With `radix_cache`, finished requests' KV stays cached and evictable, as in SGLang's prefix
+cache (without prefix matching): counted as room at admission, evicted when an allocation or a decode step is
+short. Its "model" writes every token's K and V, reads back the whole sequence and checks it, and samples a token
+from what it read, so a lost or overwritten slot fails the run and changes the tokens.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -133,10 +137,42 @@ def init_memory_pool(module: ModuleType, size: int, shape: Shape = Shape(), *, n
     return module.TokenToKVPoolAllocator(size, dtype=dtype, device="cpu", kvcache=pool, need_sort=need_sort)
 
 
+class RadixCache:
+    """What SGLang's prefix cache does to memory (no prefix matching): a finished request's KV stays cached,
+    evictable, until `evict(num_tokens)` frees the least recently cached entries, at least `num_tokens` slots."""
+
+    def __init__(self, allocator: Any) -> None:
+        self.allocator = allocator
+        self.entries: OrderedDict[str, Any] = OrderedDict()
+
+    def insert(self, rid: str, slots: Any) -> None:
+        self.entries[rid] = slots
+
+    def evictable_size(self) -> int:
+        return sum(int(v.numel()) for v in self.entries.values())
+
+    def protected_size(self) -> int:
+        return 0
+
+    def evict(self, num_tokens: int) -> None:
+        freed = 0
+        while freed < num_tokens and self.entries:
+            _, slots = self.entries.popitem(last=False)
+            self.allocator.free(slots)
+            freed += int(slots.numel())
+
+
 class PooledScheduler:
     def __init__(
-        self, waiting: list[Req], allocator: Any, *, max_prefill_tokens: int = 512, new_token_ratio: float = 0.5
+        self,
+        waiting: list[Req],
+        allocator: Any,
+        *,
+        max_prefill_tokens: int = 512,
+        new_token_ratio: float = 0.5,
+        radix_cache: bool = False,
     ) -> None:
+        self.tree_cache = RadixCache(allocator) if radix_cache else None
         self.waiting_queue = list(waiting)
         self.running_batch = ScheduleBatch([], ForwardMode("decode"), 0, 0)
         self.token_to_kv_pool_allocator = allocator
@@ -160,7 +196,7 @@ class PooledScheduler:
 
     def _new_prefill(self) -> ScheduleBatch | None:
         allocator = self.token_to_kv_pool_allocator
-        room = allocator.available_size() - sum(self._reserved(r) for r in self.running_batch.reqs)
+        room = allocator.available_size() + self._evictable() - sum(self._reserved(r) for r in self.running_batch.reqs)
         admitted: list[Req] = []
         tokens = 0
         for req in self.waiting_queue:
@@ -173,7 +209,7 @@ class PooledScheduler:
         if not admitted:
             return None
         self.waiting_queue = self.waiting_queue[len(admitted) :]
-        loc = allocator.alloc(tokens)
+        loc = self._alloc_token_slots(tokens)
         if loc is None:
             raise RuntimeError("Prefill out of memory. Try to lower your batch size.")
         start = 0
@@ -190,19 +226,30 @@ class PooledScheduler:
         if not batch.reqs:
             return None
         allocator = self.token_to_kv_pool_allocator
-        while allocator.available_size() < len(batch.reqs):  # check_decode_mem, then retract_decode
+        if self.tree_cache is not None and allocator.available_size() < len(batch.reqs):  # check_decode_mem
+            self.tree_cache.evict(len(batch.reqs))
+        while allocator.available_size() < len(batch.reqs):  # then retract_decode
             assert len(batch.reqs) > 1 and allocator.available_size() >= 0, "No space left for only one request"
             req = batch.reqs.pop()
             allocator.free(self.req_to_token.pop(req.rid))
             self.waiting_queue.insert(0, req)
             self.retractions += 1
-        loc = allocator.alloc(len(batch.reqs))
+        loc = self._alloc_token_slots(len(batch.reqs))
         if loc is None:
             raise RuntimeError("Decode out of memory. Try to lower your batch size.")
         for i, req in enumerate(batch.reqs):
             self.req_to_token[req.rid] = torch.cat((self.req_to_token[req.rid], loc[i : i + 1]))
         kv = sum(len(r.origin_input_ids) + len(r.output_ids) + 1 for r in batch.reqs)
         return ScheduleBatch(list(batch.reqs), ForwardMode("decode"), 0, kv)
+
+    def _evictable(self) -> int:
+        return self.tree_cache.evictable_size() if self.tree_cache is not None else 0
+
+    def _alloc_token_slots(self, n: int) -> Any:
+        allocator = self.token_to_kv_pool_allocator
+        if self.tree_cache is not None and allocator.available_size() < n:
+            self.tree_cache.evict(n)
+        return allocator.alloc(n)
 
     def run_batch(self, batch: ScheduleBatch) -> list[int]:
         pool = self.token_to_kv_pool_allocator.get_kvcache()
@@ -236,7 +283,11 @@ class PooledScheduler:
             req.output_ids.append(token)
             if len(req.output_ids) >= req.max_new_tokens:
                 req.finished_reason = FinishLength(len(req.output_ids))
-                allocator.free(self.req_to_token.pop(req.rid))
+                slots = self.req_to_token.pop(req.rid)
+                if self.tree_cache is not None:
+                    self.tree_cache.insert(req.rid, slots)
+                else:
+                    allocator.free(slots)
             elif batch.forward_mode.name == "extend":
                 self.running_batch.reqs.append(req)
         self.running_batch.reqs = [r for r in self.running_batch.reqs if not r.finished()]
@@ -245,7 +296,7 @@ class PooledScheduler:
 
     def check_memory(self) -> None:
         available = self.token_to_kv_pool_allocator.available_size()
-        if available != self.max_total_num_tokens:
+        if available + self._evictable() != self.max_total_num_tokens:
             raise ValueError(f"token_to_kv_pool_allocator memory leak detected! {available=}")
 
     def event_loop_normal(self, timeout_s: float = 60.0) -> None:
@@ -263,6 +314,15 @@ class PooledScheduler:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{len(self.waiting_queue)} requests never admitted")
             time.sleep(0.001)
+
+    def serve(self, stop: threading.Event) -> None:
+        """SGLang's busy loop, idle or not, until `stop`."""
+        while not stop.is_set():
+            batch = self.get_next_batch_to_run()
+            if batch:
+                self.process_batch_result(batch, self.run_batch(batch))
+            else:
+                time.sleep(0.001)
 
 
 def _kv(token: int, pos: int, layer: int) -> float:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from prism_core.capture.patching import Patcher
+from prism_core.memory import CannotSchedule, ElasticKVCache, KvSpec
 from prism_core.memory.broker import Broker, ledger_path
 from prism_core.testing import RecordingRecorder
 from prism_core.testing.sglang_loop import Req
@@ -27,6 +28,7 @@ from prism_plugins.frameworks.sglang.kv import MEMORY_MODULES, ElasticSglang, El
 
 POOL = 8192  # token slots SGLang sized its pool for
 PAGE_SET = 4 * 2 * 2**20  # one 2 MiB page in each of the 4 buffers (2 layers, K and V): 1,024 token slots
+SPEC = KvSpec(num_layers=2, block_size=1, token_shape=(8, 64), dtype="float32")  # the stand-in's, per token
 CHILD = textwrap.dedent(
     """
     import json, os, sys, time
@@ -158,6 +160,34 @@ def test_two_processes_share_one_budget(static_run: tuple[list[list[int]], Poole
     assert max(seen) == budget  # six page sets wanted, four to share: the ledger was full, and never past it
 
 
+def test_prefix_cache_gives_back_when_a_higher_priority_model_asks(
+    elastic: tuple[ElasticSglang, object], static_tokens: list[list[int]], tmp_path: Path
+) -> None:
+    budget = 4 * PAGE_SET
+    Broker("cpu:0", budget, tmp_path).close()
+    kv, module = elastic
+    reqs = requests()
+    scheduler = PooledScheduler(reqs, init_memory_pool(module, POOL), radix_cache=True)
+    scheduler.event_loop_normal()  # finished requests stay cached: their pages stay held
+    assert [r.output_ids for r in reqs] == static_tokens and scheduler.tree_cache is not None
+    cached = scheduler.tree_cache.evictable_size()
+    assert cached > 2 * 1024 and kv.caches[0].usage().pages_mapped >= 3
+    # A model of higher priority needs two page sets of the four; the idle SGLang evicts cached prefixes for it.
+    other = ElasticKVCache.for_device(SPEC, 4096, name="urgent", priority=1, reserve_null_block=False)
+    stop = threading.Event()
+    loop = threading.Thread(target=scheduler.serve, args=(stop,))
+    loop.start()
+    try:
+        got = other.alloc(2048, wait_s=5.0)
+    finally:
+        stop.set()
+        loop.join()
+        other.close()
+    assert not isinstance(got, CannotSchedule), got
+    assert scheduler.tree_cache.evictable_size() < cached
+    scheduler.check_memory()  # SGLang's own count still adds up
+
+
 def test_pass_demand_is_sglang_estimate() -> None:
     waiting = [Req("w1", [1] * 100, 50), Req("w2", [1] * 300, 50), Req("w3", [1] * 200, 8)]
     scheduler = PooledScheduler(waiting, init_memory_pool(fresh_module(), 64), max_prefill_tokens=450)
@@ -205,7 +235,7 @@ def test_real_sglang_same_tokens_on_the_pool(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import json, sglang
-        engine = sglang.Engine(model_path="HuggingFaceTB/SmolLM2-135M", disable_radix_cache=True)
+        engine = sglang.Engine(model_path="HuggingFaceTB/SmolLM2-135M")
         out = engine.generate(["the quick brown fox", "one two three"], {"max_new_tokens": 16, "temperature": 0})
         print(json.dumps([o["text"] for o in out]))
         engine.shutdown()

@@ -17,7 +17,8 @@ the pool as SGLang's scheduler does (`prism_core.testing.sglang_memory`), and ag
   SGLang admit fewer requests, or retract decoding ones, exactly as when its static pool is full. Outside a pass
   (the idle leak check, metrics) `available_size()` is SGLang's own count: the pool size minus the slots held.
 - **Giving back.** Secured slots SGLang did not take go back to the cache when the scheduler is idle or the
-  broker asks this model to give back; the cache then unmaps the pages that emptied.
+  broker asks this model to give back; the cache then unmaps the pages that emptied. While an ask stands, each
+  pass also evicts that much of SGLang's prefix cache, whose cached KV would otherwise pin its pages.
 - **Limits.** SGLang's MHA pool with a page size of 1 on one rank: other pools (MLA, SWA, hybrid, paged
   allocators, disaggregation's sorted free lists, tensor parallelism, whose ranks must schedule alike) say so in
   one line and stay static. Speculative decoding allocates outside the pass and is not supported.
@@ -221,10 +222,16 @@ class ElasticSlots:
         self._secure(urgent - int(self._slots.numel()), wait_s=WAIT_S)
         self._secure(wanted - int(self._slots.numel()), wait_s=0)
 
-    def end_pass(self, idle: bool) -> None:
+    def end_pass(self, idle: bool, tree_cache: Any = None) -> None:
+        """Give secured slots back when idle or asked; when asked, also evict that much of SGLang's prefix cache,
+        whose cached KV would otherwise pin its pages (a standing ask evicts more on each pass)."""
         self._in_pass = False
         member = self.prism_cache.member
-        if self._slots.numel() and (idle or (member is not None and member.reclaim_requested())):
+        asked = member.reclaim_requested() if member is not None else 0
+        if asked and tree_cache is not None:
+            spec = self.prism_cache.spec
+            evict_cached(tree_cache, -(-asked // (spec.block_bytes * spec.buffers)))  # frees into _slots
+        if self._slots.numel() and (idle or asked):
             import torch
 
             ids = self._slots.cpu().numpy()
@@ -249,6 +256,13 @@ class ElasticSlots:
         self._taken[ids] = True
         self._n_taken += ids.size
         self._slots = torch.cat((self._slots, torch.from_numpy(ids).to(self._slots.device)))
+
+
+def evict_cached(tree_cache: Any, tokens: int) -> None:
+    """Ask SGLang's prefix cache to drop `tokens` of unused cached KV: its `evict` takes a token count in older
+    releases and an `EvictParams(num_tokens=...)`, defined beside the cache class, in newer ones."""
+    params = getattr(sys.modules.get(type(tree_cache).__module__), "EvictParams", None)
+    tree_cache.evict(params(num_tokens=tokens) if params is not None else tokens)
 
 
 def pass_demand(scheduler: Any) -> tuple[int, int]:
@@ -292,6 +306,7 @@ def _wrap_pass(original: Any) -> Any:
             return result
         finally:
             batch = getattr(result, "batch_to_run", result)  # newer SGLang returns a plan object
-            slots.end_pass(idle=not batch and not getattr(scheduler, "waiting_queue", None))
+            idle = not batch and not getattr(scheduler, "waiting_queue", None)
+            slots.end_pass(idle, getattr(scheduler, "tree_cache", None))
 
     return get_next_batch_to_run
