@@ -100,15 +100,18 @@ class ElasticKVCache:
         max_bytes: int | None = None,
         priority: int = 0,
         broker_dir: Path | None = None,
+        shadow: bool = False,
         **options: Any,
     ) -> ElasticKVCache:
         """A cache on `device` through its plugin's VMM backend, registered with the device's broker (whose
-        ledger lives in `broker_dir`, default $PRISM_BROKER_DIR)."""
+        ledger lives in `broker_dir`, default $PRISM_BROKER_DIR). `shadow`: blocks and budget only, on a
+        `ShadowBackend`, for a process whose pages another process maps."""
+        from prism_core.memory.shadow import ShadowBackend
         from prism_core.plugins import host
 
         h = host()
         dev = h.device(device)
-        backend = h.vmm_backend(dev)
+        backend = ShadowBackend(dev) if shadow else h.vmm_backend(dev)
         if backend is None:
             raise UsageError(f"no plugin offers a VMM backend for {device} (see `prism plugins`)")
         broker = Broker.for_device(dev, broker_dir)
@@ -172,6 +175,11 @@ class ElasticKVCache:
         """Blocks allocatable without mapping (free blocks on mapped pages)."""
         with self._lock:
             return self.table.free_on_mapped()
+
+    def mapped_pages(self) -> list[int]:
+        """Page ids mapped now (what a process following this cache must map)."""
+        with self._lock:
+            return self.pages.mapped_ids()
 
     def unused_blocks(self) -> int:
         """Blocks of the reservation not in use, mapped or not: what an engine may plan with (`alloc` still asks

@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from vllm_helpers import PROGRAMS, vllm_env
 
-from prism_core.memory import Broker
+from prism_core.memory import Broker, LedgerInfo
 from prism_core.memory.broker import ledger_path
 
 pytestmark = pytest.mark.slow
@@ -30,7 +32,7 @@ class Engine:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=vllm_env(VLLM_ENABLE_V1_MULTIPROCESSING="0", **env),
+            env=vllm_env(**{"VLLM_ENABLE_V1_MULTIPROCESSING": "0", **env}),
         )
         self.page_bytes = -1
         assert self.proc.stdout is not None
@@ -56,6 +58,25 @@ class Engine:
         self.proc.kill()
         _, rest = self.proc.communicate()
         pytest.fail(f"engine exited {self.proc.returncode}: {(err or rest)[-3000:]}")
+
+
+@contextmanager
+def watching(broker: Broker) -> Iterator[list[LedgerInfo]]:
+    """The ledger, read every 5 ms while the block runs."""
+    seen: list[LedgerInfo] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.005):
+            seen.append(broker.info())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        watcher.join()
 
 
 def run(python: Path, model: Path, **env: str) -> dict:
@@ -106,23 +127,34 @@ def test_two_engines_share_one_budget(
     budget = 4 * low.page_bytes  # each engine's batch needs three pages
     broker = Broker.open_existing(ledger_path("cpu:0", tmp_path))
     broker.set_capacity(budget)
-    seen: list = []
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.wait(0.005):
-            seen.append(broker.info())
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    low.go()
-    high.go()
-    results = [low.result(), high.result()]
-    stop.set()
-    watcher.join()
+    with watching(broker) as seen:
+        low.go()
+        high.go()
+        results = [low.result(), high.result()]
     broker.close()
     assert [r["tokens"] for r in results] == [static_tokens, static_tokens]
     assert sum(r["misses"] for r in results) > 0  # six pages wanted, four to share: someone waited
     assert max(i.used_bytes for i in seen) <= budget
     priorities = {m.name: m.priority for i in seen for m in i.models}
     assert priorities == {results[0]["name"]: 0, results[1]["name"]: 1}
+
+
+def test_multiprocess_engine_worker_follows_the_scheduler(
+    vllm_python: Path, tiny_model_dir: Path, static_tokens: list[list[int]], tmp_path: Path
+) -> None:
+    """vLLM's default on CPU: the scheduler in an engine-core process, the KV cache in a worker process."""
+    Broker("cpu:0", 1 << 40, tmp_path).close()
+    env = {"PRISM_ELASTIC_KV": "1", "PRISM_BROKER_DIR": str(tmp_path), "VLLM_ENABLE_V1_MULTIPROCESSING": "1"}
+    engine = Engine(vllm_python, tiny_model_dir, **env)
+    broker = Broker.open_existing(ledger_path("cpu:0", tmp_path))
+    page_bytes = broker.info().used_bytes  # the engine core's cache holds the null block's page alone
+    budget = 2 * page_bytes  # the batch needs three pages
+    broker.set_capacity(budget)
+    with watching(broker) as seen:
+        engine.go()
+        got = engine.result()
+    broker.close()
+    assert page_bytes > 0 and got["tokens"] == static_tokens
+    assert "pages follow the scheduler's" in engine.stderr and "mapped by its worker process" in engine.stderr
+    assert max(i.used_bytes for i in seen) <= budget
+    assert max(m.refusals for i in seen for m in i.models) > 0  # scheduling misses, not a crash

