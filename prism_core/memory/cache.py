@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ class ElasticKVCache:
         background: bool = True,
         tick_s: float = 0.005,
         donate: bool = True,
+        on_pages: Callable[[list[int], bool], None] | None = None,
     ) -> None:
         if num_blocks < 1:
             raise UsageError(f"num_blocks must be >= 1, got {num_blocks}")
@@ -72,6 +74,7 @@ class ElasticKVCache:
         base = backend.reserve(region * spec.buffers)
         self.geometry = Geometry(spec, base, region, num_blocks)
         self.pages = PageMapper(backend, base, spec.buffers, region, page_size, keep_handles)
+        self.pages.on_change = on_pages  # told (page ids, mapped) after each change, under the lock
         self.limit_bytes: int | None = None
         self.null_block: int | None = None
         self._lock = threading.Lock()

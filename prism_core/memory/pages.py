@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prism_core.memory.handles import HandlePool
 from prism_core.memory.vmm import VmmBackend, map_all, unmap_all
@@ -25,6 +25,7 @@ class PageMapper:
         self.page_size = page_size
         self.handles = HandlePool(backend, page_size, keep_handles * buffers)
         self._mapped: dict[int, list[int]] = {}
+        self.on_change: Callable[[list[int], bool], None] | None = None  # (page ids, now mapped) after a change
 
     @property
     def page_bytes(self) -> int:
@@ -63,24 +64,31 @@ class PageMapper:
             raise
         for i, p in enumerate(pages):
             self._mapped[p] = handles[i * self.buffers : (i + 1) * self.buffers]
+        self._changed(pages, True)
 
     def unmap(self, pages: Iterable[int]) -> None:
         """Unmap page ids; their handles go to the pool (kept up to its size, released beyond)."""
-        for p in pages:
-            handles = self._mapped.pop(p)
-            try:
-                unmap_all(self.backend, [(a, self.page_size) for a in self.addresses(p)])
-            finally:
-                self.handles.give(handles)
+        pages = list(pages)
+        try:
+            for p in pages:
+                handles = self._mapped.pop(p)
+                try:
+                    unmap_all(self.backend, [(a, self.page_size) for a in self.addresses(p)])
+                finally:
+                    self.handles.give(handles)
+        finally:
+            self._changed(pages, False)
 
     def detach(self, pages: Iterable[int]) -> tuple[list[int], list[tuple[int, int]]]:
         """Forget page ids without unmapping them yet: (their handles, their ranges), for the caller to donate
         the handles and then `drop` both."""
         handles: list[int] = []
         ranges: list[tuple[int, int]] = []
+        pages = list(pages)
         for p in pages:
             handles += self._mapped.pop(p)
             ranges += [(a, self.page_size) for a in self.addresses(p)]
+        self._changed(pages, False)
         return handles, ranges
 
     def drop(self, handles: list[int], ranges: list[tuple[int, int]]) -> None:
@@ -90,6 +98,10 @@ class PageMapper:
         finally:
             for h in handles:
                 self.backend.release(h)
+
+    def _changed(self, pages: list[int], mapped: bool) -> None:
+        if self.on_change is not None and pages:
+            self.on_change(pages, mapped)
 
     def close(self) -> None:
         self.unmap(list(self._mapped))

@@ -7,14 +7,15 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from vllm_helpers import PROGRAMS, vllm_env
 
-from prism_core.memory import Broker, LedgerInfo
+from prism_core.memory import Broker, CannotSchedule, ElasticKVCache, KvSpec, LedgerInfo
 from prism_core.memory.broker import ledger_path
 
 pytestmark = pytest.mark.slow
@@ -25,9 +26,9 @@ REQUESTS = 40  # two 128-token blocks each: 80 blocks, three 32-block pages of t
 class Engine:
     """One `vllm_elastic.py` process, started and waiting at READY."""
 
-    def __init__(self, python: Path, model: Path, **env: str) -> None:
+    def __init__(self, python: Path, model: Path, *args: str, **env: str) -> None:
         self.proc = subprocess.Popen(
-            [str(python), str(PROGRAMS / "vllm_elastic.py"), str(model), str(REQUESTS)],
+            [str(python), str(PROGRAMS / "vllm_elastic.py"), str(model), str(REQUESTS), *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -46,6 +47,15 @@ class Engine:
         assert self.proc.stdin is not None
         self.proc.stdin.write("go\n")
         self.proc.stdin.flush()
+
+    def result_line(self) -> dict:
+        """The JSON line of a `hold` engine, which stays up until `go` again."""
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                return json.loads(line)
+        self.fail()
+        return {}
 
     def result(self) -> dict:
         out, err = self.proc.communicate(timeout=300)
@@ -158,3 +168,73 @@ def test_multiprocess_engine_worker_follows_the_scheduler(
     assert "pages follow the scheduler's" in engine.stderr and "mapped by its worker process" in engine.stderr
     assert max(i.used_bytes for i in seen) <= budget
     assert max(m.refusals for i in seen for m in i.models) > 0  # scheduling misses, not a crash
+
+
+def test_idle_multiprocess_worker_gives_back_with_its_scheduler(
+    vllm_python: Path, tiny_model_dir: Path, static_tokens: list[list[int]], tmp_path: Path
+) -> None:
+    """An idle server asked to give back: the worker's memory goes with the scheduler's budget, no step needed."""
+    env = {"PRISM_ELASTIC_KV": "1", "PRISM_BROKER_DIR": str(tmp_path), "VLLM_ENABLE_V1_MULTIPROCESSING": "1"}
+    engine = Engine(vllm_python, tiny_model_dir, "hold", **env)
+    broker = Broker.open_existing(ledger_path("cpu:0", tmp_path))
+    try:
+        engine.go()
+        assert engine.result_line()["tokens"] == static_tokens
+        worker = next(pid for pid in descendants(engine.proc.pid) if kv_bytes(pid))
+        settled = wait_for(lambda: kv_bytes(worker) == broker.info().used_bytes)
+        before = kv_bytes(worker)
+        assert settled and before > 0
+        # All of the budget is held; a model of higher priority asks for a little: the idle server gives back.
+        broker.set_capacity(broker.info().used_bytes)
+        spec = KvSpec(num_layers=1, block_size=1, token_shape=(4096,), dtype="uint8", kv_buffers=1)
+        urgent = ElasticKVCache.for_device(
+            spec, 512, name="urgent", priority=1, reserve_null_block=False, broker_dir=tmp_path
+        )
+        try:
+            assert not isinstance(urgent.alloc(1, wait_s=5.0), CannotSchedule)
+            engine_held = next(m.held_bytes for m in broker.info().models if m.name != "urgent")
+            assert wait_for(lambda: kv_bytes(worker) == engine_held) and kv_bytes(worker) < before
+        finally:
+            urgent.close()
+    finally:
+        broker.close()
+        engine.go()
+        engine.proc.communicate(timeout=300)
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def descendants(pid: int) -> list[int]:
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    out, frontier = [], {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        out += sorted(frontier)
+    return out
+
+
+def kv_bytes(pid: int) -> int:
+    """Bytes of the pool's pages (cpu backend: memfd "prism-kv") mapped in process `pid`."""
+    total = 0
+    try:
+        lines = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        if "memfd:prism-kv" in line:
+            start, end = (int(x, 16) for x in line.split()[0].split("-"))
+            total += end - start
+    return total

@@ -28,6 +28,7 @@ import atexit
 import functools
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from prism_core.bootstrap.hooks import PostImportHooks
 from prism_core.capture.patching import Patcher
 from prism_core.errors import UsageError
 from prism_core.memory import CannotSchedule, ElasticKVCache, KvSpec
+from prism_core.memory.pagemap import PageMap
 from prism_core.memory.pages import PageMapper
 from prism_core.memory.spec import DEFAULT_PAGE_SIZE
 from prism_core.memory.torch_device import prism_device
@@ -53,6 +55,7 @@ PAGES = "prism_kv_pages"  # set on each SchedulerOutput for such a worker: the p
 
 
 NULL_PAGE = 0  # the page of block 0, vLLM's null block
+POLL_S = 0.02  # how often an idle worker checks what its scheduler gave back
 _INSTALLED: list[ElasticKv] = []
 
 
@@ -83,7 +86,8 @@ class ElasticKv:
         self.priority = priority
         self._engine: Any = None  # the VllmConfig of the engine core initialising its KV cache in this process
         self._pending: list[ElasticKVCache] = []
-        self._following: list[tuple[Any, Any]] = []  # (KV cache config, VllmConfig) sent to a worker elsewhere
+        # (KV cache config, VllmConfig, the page map its worker reads) sent to a worker, perhaps in another process
+        self._following: list[tuple[Any, Any, PageMap]] = []
         self.pools: list[Any] = []  # the ElasticBlockPools built on them (each has its `cache`)
         self.follower: Follower | None = None  # in a worker process: its reservation, following the scheduler
         self._said: set[str] = set()
@@ -129,8 +133,10 @@ class ElasticKv:
             configs = original(vllm_config, *args, **kwargs)
             why = "several workers" if len(configs) != 1 else unsupported(configs[0])
             if why is None:  # a worker in another process follows the scheduler's cache; one here leads
-                setattr(configs[0], FOLLOW, True)
-                self._following.append((configs[0], vllm_config))
+                shared = PageMap.new(geometry_of(configs[0])[2])
+                atexit.register(shared.close, unlink=True)
+                setattr(configs[0], FOLLOW, str(shared.path))
+                self._following.append((configs[0], vllm_config, shared))
             return configs
 
         return get_kv_cache_configs
@@ -152,7 +158,7 @@ class ElasticKv:
                 return original(kv_cache_config, device, layout, kernel_block_sizes)
             shapes = original(kv_cache_config, torch.device("meta"), layout, kernel_block_sizes)
             if follow:
-                self.follower = Follower(kv_cache_config, device)
+                self.follower = Follower(kv_cache_config, device, Path(follow))
                 atexit.register(self.follower.close)
                 geometry = self.follower.geometry
                 self._say(f"{kv_cache_config.num_blocks} blocks reserved here; their pages follow the scheduler's")
@@ -171,13 +177,15 @@ class ElasticKv:
                 pages = getattr(scheduler_output, PAGES, None)
                 if pages is None:
                     raise UsageError("elastic KV: the scheduler's output does not say which KV pages are mapped")
-                self.follower.sync(pages)
+                with self.follower.lock:  # no page is unmapped under a running step
+                    self.follower.sync(pages)
+                    return original(runner, scheduler_output, *args, **kwargs)
             return original(runner, scheduler_output, *args, **kwargs)
 
         return execute_model
 
-    def _reserve(self, kv_cache_config: Any, device: Any, vllm_config: Any, shadow: bool = False) -> ElasticKVCache:
-        spec, page = geometry_of(kv_cache_config)
+    def _reserve(self, kv_cache_config: Any, device: Any, vllm_config: Any, **options: Any) -> ElasticKVCache:
+        spec, page, _ = geometry_of(kv_cache_config)
         model = Path(str(vllm_config.model_config.served_model_name or vllm_config.model_config.model)).name
         name = f"{model[:28]}-{os.getpid()}"
         cache = ElasticKVCache.for_device(
@@ -187,14 +195,14 @@ class ElasticKv:
             name=name,
             page_size=page,
             priority=self.priority,
-            shadow=shadow,
+            **options,
         )
         if cache.null_block != 0:  # vLLM's BlockPool takes block 0 as its null block
             cache.close()
             raise UsageError(f"{name}: the pool's null block is {cache.null_block}, vLLM needs 0")
         atexit.register(cache.close)
         used = cache.usage()
-        where = ", mapped by its worker process" if shadow else ""
+        where = ", mapped by its worker process" if options.get("shadow") else ""
         self._say(
             f"{name}: {kv_cache_config.num_blocks} blocks of {spec.block_bytes * spec.num_layers} bytes reserved, "
             f"{used.pages_mapped} page(s) of {used.page_bytes} bytes mapped{where}"
@@ -213,10 +221,13 @@ class ElasticKv:
                 self._following.remove(following)
             if cache is not None:  # the model runner is in this process
                 self._pending.remove(cache)
+                if following is not None:  # and read no page map
+                    following[2].close(unlink=True)
                 pool = elastic_class(cache, num_gpu_blocks, *args, **kwargs)
             elif following is not None:  # it is in a worker process, which maps what this cache maps
-                config, vllm_config = following
-                cache = self._reserve(config, vllm_config.device_config.device, vllm_config, shadow=True)
+                config, vllm_config, shared = following
+                device = vllm_config.device_config.device
+                cache = self._reserve(config, device, vllm_config, shadow=True, on_pages=shared.set)
                 pool = elastic_class(cache, num_gpu_blocks, *args, **kwargs)
                 pool.shadow = True
             else:
@@ -228,46 +239,69 @@ class ElasticKv:
 
 
 class Follower:
-    """A worker's KV reservation whose pages follow the scheduler's cache in the engine-core process."""
+    """A worker's KV reservation whose pages follow the scheduler's cache in the engine-core process: at each
+    step it maps what the step's output lists, and between steps a thread unmaps what the scheduler's page map
+    says it gave back, so an idle server's memory goes when its budget does."""
 
-    def __init__(self, kv_cache_config: Any, device: Any) -> None:
+    def __init__(self, kv_cache_config: Any, device: Any, page_map: Path) -> None:
         from prism_core.plugins import host
 
-        spec, page = geometry_of(kv_cache_config)
+        spec, page, num_pages = geometry_of(kv_cache_config)
         h = host()
         backend = h.vmm_backend(h.device(prism_device(device)))
         if backend is None:
             raise UsageError(f"no plugin offers a VMM backend for {device} (see `prism plugins`)")
-        region = -(-kv_cache_config.num_blocks * spec.block_bytes // page) * page
+        region = num_pages * page
         self.backend = backend
         self.geometry = Geometry(spec, backend.reserve(region * spec.buffers), region, kv_cache_config.num_blocks)
         self.pages = PageMapper(backend, self.geometry.base, spec.buffers, region, page, keep_handles=0)
         self.pages.map([NULL_PAGE])  # the null block's page: vLLM's warm-up writes there before any step
+        self.shared = PageMap(page_map, num_pages, create=False)
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
 
     def sync(self, wanted: list[int]) -> None:
-        """Map the pages the scheduler's cache has mapped, unmap the ones it gave back (blocks on them are free)."""
+        """Under `lock`: map the pages the scheduler's cache has mapped, unmap the ones it gave back."""
         have = set(self.pages.mapped_ids())
         want = set(wanted)
         if have - want:
             self.pages.unmap(sorted(have - want))
         if want - have:
             self.pages.map(sorted(want - have))
+        if self._poller is None:  # from the first step on, the scheduler's cache exists and keeps the map
+            self._poller = threading.Thread(target=self._poll, name="prism-kv-follow", daemon=True)
+            self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(POLL_S):
+            with self.lock:
+                gone = self.shared.unmapped(self.pages.mapped_ids())
+                if gone:
+                    self.pages.unmap(gone)
 
     def close(self) -> None:
-        if self.geometry.base:
-            self.pages.close()
-            self.backend.free(self.geometry.base, self.geometry.total_bytes())
-            self.backend.close()
-            self.geometry = Geometry(self.geometry.spec, 0, self.geometry.region_bytes, self.geometry.num_blocks)
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join()
+        with self.lock:
+            if self.geometry.base:
+                self.pages.close()
+                self.shared.close()
+                self.backend.free(self.geometry.base, self.geometry.total_bytes())
+                self.backend.close()
+                self.geometry = Geometry(self.geometry.spec, 0, self.geometry.region_bytes, self.geometry.num_blocks)
 
 
-def geometry_of(kv_cache_config: Any) -> tuple[KvSpec, int]:
-    """The pool's view of vLLM's layer-by-layer KV cache: one block of `block_stride` bytes per layer buffer,
-    and a page size (a multiple of 2 MiB) that holds at least one block. Scheduler and worker compute the same."""
+def geometry_of(kv_cache_config: Any) -> tuple[KvSpec, int, int]:
+    """The pool's view of vLLM's layer-by-layer KV cache: one block of `block_stride` bytes per layer buffer, a
+    page size (a multiple of 2 MiB) that holds at least one block, and the page count. Scheduler and worker
+    compute the same."""
     tensor = kv_cache_config.kv_cache_tensors[0]
     stride = tensor.block_stride
     spec = KvSpec(num_layers=len(tensor.layers), block_size=1, token_shape=(stride,), dtype="uint8", kv_buffers=1)
-    return spec, -(-stride // DEFAULT_PAGE_SIZE) * DEFAULT_PAGE_SIZE
+    page = -(-stride // DEFAULT_PAGE_SIZE) * DEFAULT_PAGE_SIZE
+    return spec, page, -(-kv_cache_config.num_blocks * stride // page)
 
 
 def unsupported(kv_cache_config: Any) -> str | None:

@@ -1,11 +1,11 @@
 """One in-process vLLM engine generating fixed greedy requests; run with the vLLM venv's python.
 
-    VENV/bin/python vllm_elastic.py MODEL_DIR REQUESTS
+    VENV/bin/python vllm_elastic.py MODEL_DIR REQUESTS [hold]
 
 Prints `READY <bytes of one page id>` once the engine is up, waits for a line on stdin (so several engines can
 start generating at once), then prints one JSON line: the generated token ids and, under PRISM_ELASTIC_KV=1, what
-the pool saw (scheduling misses, the most bytes the cache held, its broker name). The `__main__` guard keeps
-vLLM's helpers from re-running it.
+the pool saw (scheduling misses, the most bytes the cache held, its broker name). With `hold` it then stays up,
+idle, until a second line. The `__main__` guard keeps vLLM's helpers from re-running it.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ def main() -> None:
         page = cache.usage().page_bytes
         result.update(name=cache.name, misses=sum(p.misses for p in elastic.pools), peak_held=peak[0], page_bytes=page)
     print(json.dumps(result), flush=True)
+    if sys.argv[3:] == ["hold"]:
+        sys.stdin.readline()
 
 
 if __name__ == "__main__":
