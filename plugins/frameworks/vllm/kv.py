@@ -137,6 +137,8 @@ class ElasticKv:
                 atexit.register(shared.close, unlink=True)
                 setattr(configs[0], FOLLOW, str(shared.path))
                 self._following.append((configs[0], vllm_config, shared))
+            else:
+                self._say(f"{why}; the KV cache stays static")
             return configs
 
         return get_kv_cache_configs
