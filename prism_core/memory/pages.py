@@ -68,16 +68,17 @@ class PageMapper:
 
     def unmap(self, pages: Iterable[int]) -> None:
         """Unmap page ids; their handles go to the pool (kept up to its size, released beyond)."""
-        pages = list(pages)
+        done: list[int] = []
         try:
             for p in pages:
                 handles = self._mapped.pop(p)
+                done.append(p)
                 try:
                     unmap_all(self.backend, [(a, self.page_size) for a in self.addresses(p)])
                 finally:
                     self.handles.give(handles)
         finally:
-            self._changed(pages, False)
+            self._changed(done, False)
 
     def detach(self, pages: Iterable[int]) -> tuple[list[int], list[tuple[int, int]]]:
         """Forget page ids without unmapping them yet: (their handles, their ranges), for the caller to donate
