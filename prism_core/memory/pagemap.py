@@ -40,6 +40,10 @@ class PageMap:
         for p in pages:
             self._mm[p] = value
 
+    def snapshot(self) -> bytes:
+        """The whole map, to tell cheaply whether anything changed."""
+        return self._mm[:]
+
     def unmapped(self, pages: list[int]) -> list[int]:
         """Those of `pages` the writer does not have mapped."""
         return [p for p in pages if not self._mm[p]]

@@ -262,25 +262,38 @@ class Follower:
         self.lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._synced: list[int] | None = None  # the page list of the last step, while the mapping still matches it
+        self._stepped = False
 
     def sync(self, wanted: list[int]) -> None:
         """Under `lock`: map the pages the scheduler's cache has mapped, unmap the ones it gave back."""
+        if wanted == self._synced:  # most steps: nothing mapped or given back since the last one
+            return
         have = set(self.pages.mapped_ids())
         want = set(wanted)
         if have - want:
             self.pages.unmap(sorted(have - want))
         if want - have:
             self.pages.map(sorted(want - have))
+        self._synced = wanted
+        self._stepped = True  # a step may have mapped a page its scheduler has given back since: look again
         if self._poller is None:  # from the first step on, the scheduler's cache exists and keeps the map
             self._poller = threading.Thread(target=self._poll, name="prism-kv-follow", daemon=True)
             self._poller.start()
 
     def _poll(self) -> None:
+        seen = b""
         while not self._stop.wait(POLL_S):
+            now = self.shared.snapshot()
+            if now == seen and not self._stepped:
+                continue
+            seen = now
             with self.lock:
+                self._stepped = False
                 gone = self.shared.unmapped(self.pages.mapped_ids())
                 if gone:
                     self.pages.unmap(gone)
+                    self._synced = None
 
     def close(self) -> None:
         self._stop.set()
