@@ -42,7 +42,7 @@ def vllm_views(device: str) -> dict[str, torch.Tensor]:
 
 def test_views_land_on_their_layer_regions(cache: ElasticKVCache) -> None:
     assert cache.geometry.region_bytes != BLOCKS * STRIDE  # pages round each layer's region up
-    views = rebase(vllm_views("meta"), BLOCKS * STRIDE, cache)
+    views = rebase(vllm_views("meta"), BLOCKS * STRIDE, cache.geometry)
     ids = cache.alloc(4)  # maps the page these blocks are on
     assert not isinstance(ids, CannotSchedule) and 0 not in ids.tolist()  # block 0 is the null block
     regions = cache.arrays()  # layer i's buffer, as the pool lays it out: (blocks, 1, STRIDE) uint8
