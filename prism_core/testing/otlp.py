@@ -3,29 +3,7 @@ it), and loopback port helpers for tests that start a listener in another proces
 
 from __future__ import annotations
 
-import socket
-import time
-
 from prism_core.export.receiver import OtlpReceiver, ReceivedMetric, ReceivedSpan
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now (for a server another process will start)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_listening(port: int, timeout_s: float = 30.0) -> None:
-    """Return once something accepts connections on 127.0.0.1:`port`; TimeoutError after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s:g} s")
-
+from prism_core.loopback import free_port, wait_listening
 
 __all__ = ["OtlpReceiver", "ReceivedMetric", "ReceivedSpan", "free_port", "wait_listening"]

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from vllm_helpers import vllm_env
 
+from prism_core.loopback import free_port
 from prism_core.models import BatchRecord, RequestRecord
-from prism_plugins.frameworks.vllm.serve import Server, free_port, server_command
+from prism_plugins.frameworks.vllm.serve import Server, server_command
 
 pytestmark = pytest.mark.slow
 

