@@ -65,6 +65,8 @@ def test_jsonl_round_trips_records(builtin_host: PluginHost, tmp_path: Path) -> 
     path = tmp_path / "records.jsonl"
     exporter = builtin_host.exporter(f"jsonl:{path}")
     exporter.export([BATCH, REQUEST])
+    # Readers (`prism top FILE`, tail -f) see whole lines as soon as they are exported, before any flush or close.
+    assert path.read_text().count("\n") == 2
     exporter.close()
     exporter.close()
     lines = path.read_text().splitlines()

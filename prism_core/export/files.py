@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +14,11 @@ from prism_core.models import BatchRecord, Record
 
 
 class JsonlExporter:
-    """One JSON object per line, the README's record format. Lines are written whole or not at all."""
+    """One JSON object per line, the README's record format. Lines are written whole or not at all.
+
+    Unbuffered: each export call is one append (write syscall) of whole lines, so `prism top FILE` and `tail -f`
+    see records as the collector hands them out, and a killed process leaves no partial line behind.
+    """
 
     def __init__(self, spec: ExportSpec) -> None:
         if not spec.target:
@@ -24,22 +29,22 @@ class JsonlExporter:
         if not path.parent.is_dir():
             raise UsageError(f"jsonl export folder {path.parent} does not exist")
         self.spec = spec
-        self._file: TextIO | None = path.open("a", encoding="utf-8")
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
     def export(self, records: Sequence[Record]) -> None:
-        if self._file is None:
+        if self._fd is None:
             raise RuntimeError(f"{self.spec} is closed")
-        # One write per call so a crash leaves whole lines only.
-        self._file.write("".join(r.model_dump_json() + "\n" for r in records))
+        data = "".join(r.model_dump_json() + "\n" for r in records).encode()
+        while data:  # a regular file takes it in one write; a pipe may take part of it
+            data = data[os.write(self._fd, data) :]
 
     def flush(self) -> None:
-        if self._file is not None:
-            self._file.flush()
+        """Nothing is held back: every export call is already written."""
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class ConsoleExporter:
