@@ -3,15 +3,18 @@ and a GPU are present, against the real engine (`gpu`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from sglang_engine import generate, model, records
 
 from prism_core.capture.patching import Patcher
+from prism_core.models import BatchRecord, RequestRecord
 from prism_core.plugins import PluginHost
-from prism_core.testing import FrameworkAdapterConformance, RecordingRecorder
+from prism_core.testing import RecordingRecorder
 from prism_core.testing.sglang_loop import Req, Scheduler
-from prism_plugins.frameworks.sglang import SchedulerInstrumentation, SglangAdapter
+from prism_plugins.frameworks.sglang import SchedulerInstrumentation
 from prism_plugins.frameworks.sglang.adapter import installed_version
 
 NEW_TOKENS = 3
@@ -87,18 +90,15 @@ def test_plugin_contributes_the_adapter(builtin_host: PluginHost) -> None:
 
 
 @pytest.mark.gpu
-class TestSglangConformance(FrameworkAdapterConformance):
-    """A real SGLang engine (GPU only: SGLang has no CPU build on PyPI)."""
-
-    @pytest.fixture
-    def adapter(self) -> SglangAdapter:
-        if installed_version() is None:
-            pytest.skip("SGLang is not installed (it needs CUDA)")
-        return SglangAdapter()
-
-    @pytest.fixture
-    def run_iteration(self, adapter: SglangAdapter) -> Callable[[], object]:
-        import sglang
-
-        engine = sglang.Engine(model_path="HuggingFaceTB/SmolLM2-135M", disable_overlap_schedule=True)
-        return lambda: engine.generate("the quick brown fox", {"max_new_tokens": 3, "temperature": 0})
+def test_real_sglang_engine_under_prism_run(tmp_path: Path) -> None:
+    """A real SGLang engine (GPU only: no CPU build on PyPI) under `prism run`: its scheduler process records one
+    iteration per batch, prefill then decode, with SGLang's stages and one RequestRecord per request."""
+    texts, _ = generate(tmp_path, model(tmp_path), NEW_TOKENS)
+    assert len(texts) == 4
+    got = records(tmp_path)
+    batches = [r for r in got if isinstance(r, BatchRecord)]
+    requests = [r for r in got if isinstance(r, RequestRecord)]
+    assert {b.mode for b in batches} == {"prefill", "decode"} and batches[0].mode == "prefill"
+    assert {"schedule", "forward", "postprocess"} <= set().union(*(b.stages for b in batches))
+    assert all(b.engine == "sglang" and sum(s.wall_ns for s in b.stages.values()) <= b.duration_ns for b in batches)
+    assert sorted(r.output_tokens for r in requests) == [NEW_TOKENS] * 4

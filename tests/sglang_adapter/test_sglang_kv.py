@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sglang_engine import generate, model
 
 from prism_core.capture.patching import Patcher
 from prism_core.memory import CannotSchedule, ElasticKVCache, KvSpec
@@ -23,7 +24,6 @@ from prism_core.testing.sglang_loop import Req
 from prism_core.testing.sglang_memory import PooledScheduler, TokenToKVPoolAllocator, init_memory_pool
 from prism_core.testing.sglang_memory import model_runner_module as fresh_module
 from prism_plugins.frameworks.sglang import SglangAdapter
-from prism_plugins.frameworks.sglang.adapter import installed_version
 from prism_plugins.frameworks.sglang.kv import MEMORY_MODULES, ElasticSglang, ElasticSlots, pass_demand
 
 POOL = 8192  # token slots SGLang sized its pool for
@@ -229,24 +229,11 @@ def test_adapter_installs_the_pool_with_prism_elastic_kv(monkeypatch: pytest.Mon
 
 @pytest.mark.gpu
 def test_real_sglang_same_tokens_on_the_pool(tmp_path: Path) -> None:
-    """A real SGLang server process under `prism run`, with and without the pool: the same greedy tokens."""
-    if installed_version() is None:
-        pytest.skip("SGLang is not installed (it needs CUDA)")
-    script = textwrap.dedent(
-        """
-        import json, sglang
-        engine = sglang.Engine(model_path="HuggingFaceTB/SmolLM2-135M")
-        out = engine.generate(["the quick brown fox", "one two three"], {"max_new_tokens": 16, "temperature": 0})
-        print(json.dumps([o["text"] for o in out]))
-        engine.shutdown()
-        """
-    )
-    prism = [str(Path(sys.executable).parent / "prism"), "run", "--export", f"jsonl:{tmp_path}/x.jsonl", "--"]
+    """A real SGLang engine under `prism run`, with and without the pool: the same greedy tokens."""
+    model_dir = model(tmp_path)
     texts = []
     for flag in ("0", "1"):
-        env = {**os.environ, "PRISM_ELASTIC_KV": flag, "PRISM_BROKER_DIR": str(tmp_path)}
-        done = subprocess.run([*prism, sys.executable, "-c", script], env=env, capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr[-2000:]
-        texts.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        assert ("token slots of" in done.stderr) == (flag == "1")  # the pool was (only) used when asked
+        out, stderr = generate(tmp_path, model_dir, 16, PRISM_ELASTIC_KV=flag, PRISM_BROKER_DIR=str(tmp_path))
+        assert ("token slots of" in stderr) == (flag == "1")  # the pool was (only) used when asked
+        texts.append(out)
     assert texts[0] == texts[1]
