@@ -24,9 +24,15 @@ BatchConsumer = Callable[[BatchRecord], None]
 
 DEVICE_TIMEOUT_NS = 10_000_000_000  # a mark unresolved after this is given up: the batch goes out without device time
 MAX_DRAIN = 16_384  # events per pass, so one pass never holds records back for long
+# How often a pass runs. A pass costs far more than its records: it starts with caches the engine's kernels have
+# cleared, about 200 us on vLLM CPU serving (SmolLM2-135M's shape, ~30 ms steps: 230 us per batch at a pass every
+# 50 ms, 90 us at 250 ms, 60 us at 1 s). Exporters batch for a second or more anyway, so records go out every second;
+# a batch consumer (the online detector) wants each batch promptly, so with one attached passes run every 50 ms.
+EXPORT_INTERVAL_S = 1.0
+CONSUMER_INTERVAL_S = 0.05
 # The collector hands records out in slices of about this much of its own time, then sleeps(0): that releases the
 # GIL, so an engine thread coming back from a torch kernel gets it at once instead of after the 5 ms switch
-# interval. Each hand-over costs the engine a thread wake-up, so slices trade its worst stall (~1 ms every 50 ms
+# interval. Each hand-over costs the engine a thread wake-up, so slices trade its worst stall (~1 ms per
 # pass) against the number of hand-overs; per-record slices measured ~9 us more collector CPU per batch, and a
 # lower throughput under `prism run` (bench capture, 2 cores).
 SLICE_NS = 1_000_000
@@ -54,12 +60,12 @@ class Collector:
         timing: TimingBackend,
         exporters: Sequence[Exporter] = (),
         *,
-        interval_s: float = 0.05,
+        interval_s: float | None = None,
     ) -> None:
         self.ring = ring
         self.timing = timing
         self.exporters = list(exporters)
-        self.interval_s = interval_s
+        self._interval_s = interval_s  # None: EXPORT_INTERVAL_S, or CONSUMER_INTERVAL_S once a consumer is added
         self.device_id = timing.device.id
         self.assembler = Assembler(
             epoch_offset_ns=time.time_ns() - time.perf_counter_ns(), immediate=getattr(timing, "immediate", False)
@@ -76,9 +82,16 @@ class Collector:
         self._lock = threading.Lock()  # one pass at a time: the thread's loop and a caller's flush()
         self._thread: threading.Thread | None = None
 
+    @property
+    def interval_s(self) -> float:
+        if self._interval_s is not None:
+            return self._interval_s
+        return CONSUMER_INTERVAL_S if self._consumers else EXPORT_INTERVAL_S
+
     def add_consumer(self, fn: BatchConsumer) -> None:
         """Call `fn(record)` with every BatchRecord, on the collector thread, before exporters see it."""
         self._consumers.append(fn)
+        self._wake.set()  # a thread already waiting out the export interval moves to the consumer one now
 
     def add_exporter(self, exporter: Exporter) -> None:
         self.exporters.append(exporter)

@@ -50,7 +50,7 @@ class CaptureSession:
         device_id: str | None = None,
         timing: TimingBackend | None = None,
         capacity: int = DEFAULT_CAPACITY,
-        interval_s: float = 0.05,
+        interval_s: float | None = None,
         stage_faults: bool = False,
     ) -> None:
         self.host = plugin_host or host()
