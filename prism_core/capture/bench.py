@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prism_core.capture.adapters import FrameworkAdapter
 from prism_core.capture.buffer import EventRing
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from prism_core.capture.session import CaptureSession
 
 WORKLOAD = "prism_plugins.frameworks.transformers.workload"
+T = TypeVar("T")
 
 
 def stage_pair_us(*, pairs: int = 20_000, repeats: int = 25) -> list[float]:
@@ -59,16 +60,16 @@ def stage_pair_us(*, pairs: int = 20_000, repeats: int = 25) -> list[float]:
 
 
 def alternate(
-    session: CaptureSession, adapter: FrameworkAdapter, pairs: int, tokens_per_s: Callable[[], float]
-) -> dict[str, list[float]]:
+    session: CaptureSession, adapter: FrameworkAdapter, pairs: int, measure: Callable[[], T]
+) -> dict[str, list[T]]:
     """`pairs` pairs of rounds in one process, `adapter` installed in one round of each and uninstalled in the
-    other, the order alternating per pair: tokens/s `with` and `without` capture, pair by pair."""
-    out: dict[str, list[float]] = {"with": [], "without": []}
+    other, the order alternating per pair: what `measure()` returns `with` and `without` capture, pair by pair."""
+    out: dict[str, list[T]] = {"with": [], "without": []}
     for i in range(pairs):
         for captured in (True, False) if i % 2 else (False, True):
             if captured:
                 session.install(adapter)
-            out["with" if captured else "without"].append(tokens_per_s())
+            out["with" if captured else "without"].append(measure())
             session.uninstall(adapter)
     return out
 
