@@ -24,12 +24,15 @@ BatchConsumer = Callable[[BatchRecord], None]
 
 DEVICE_TIMEOUT_NS = 10_000_000_000  # a mark unresolved after this is given up: the batch goes out without device time
 MAX_DRAIN = 16_384  # events per pass, so one pass never holds records back for long
-# How often a pass runs. A pass costs far more than its records: it starts with caches the engine's kernels have
-# cleared, about 200 us on vLLM CPU serving (SmolLM2-135M's shape, ~30 ms steps: 230 us per batch at a pass every
-# 50 ms, 90 us at 250 ms, 60 us at 1 s). Exporters batch for a second or more anyway, so records go out every second;
-# a batch consumer (the online detector) wants each batch promptly, so with one attached passes run every 50 ms.
+# When a pass runs. A pass costs far more than its records: it starts with caches the engine's kernels have
+# cleared, about 200 us on vLLM CPU serving (SmolLM2-135M's shape, ~30 ms steps: 230 us of collector CPU per batch
+# at a pass every 50 ms, 90 us at 250 ms, 60 us at 1 s). Exporters batch for a second or more anyway, so a pass runs
+# once a second, or sooner once PASS_EVENTS wait: records keep what they describe alive (vLLM's SchedulerOutput of
+# each step) until a pass, and a fast engine should not hold a second of those. The collector looks every TICK_S.
+# A batch consumer (the online detector) wants each batch promptly: with one attached, every tick is a pass.
+TICK_S = 0.05
+PASS_EVENTS = 4_096  # about 256 engine steps
 EXPORT_INTERVAL_S = 1.0
-CONSUMER_INTERVAL_S = 0.05
 # The collector hands records out in slices of about this much of its own time, then sleeps(0): that releases the
 # GIL, so an engine thread coming back from a torch kernel gets it at once instead of after the 5 ms switch
 # interval. Each hand-over costs the engine a thread wake-up, so slices trade its worst stall (~1 ms per
@@ -48,7 +51,7 @@ class CaptureStats:
     requests: int
     unplaced_events: int
     device_timeouts: int
-    collector_cpu_ns: int  # CPU time of the collector thread's passes: the GIL time capture takes from the engine
+    collector_cpu_ns: int  # CPU time of the collector thread (ticks and passes): GIL time capture takes from the engine
 
 
 class Collector:
@@ -65,7 +68,7 @@ class Collector:
         self.ring = ring
         self.timing = timing
         self.exporters = list(exporters)
-        self._interval_s = interval_s  # None: EXPORT_INTERVAL_S, or CONSUMER_INTERVAL_S once a consumer is added
+        self._interval_s = interval_s  # a pass every interval_s; None: as the constants above say
         self.device_id = timing.device.id
         self.assembler = Assembler(
             epoch_offset_ns=time.time_ns() - time.perf_counter_ns(), immediate=getattr(timing, "immediate", False)
@@ -82,16 +85,10 @@ class Collector:
         self._lock = threading.Lock()  # one pass at a time: the thread's loop and a caller's flush()
         self._thread: threading.Thread | None = None
 
-    @property
-    def interval_s(self) -> float:
-        if self._interval_s is not None:
-            return self._interval_s
-        return CONSUMER_INTERVAL_S if self._consumers else EXPORT_INTERVAL_S
-
     def add_consumer(self, fn: BatchConsumer) -> None:
         """Call `fn(record)` with every BatchRecord, on the collector thread, before exporters see it."""
         self._consumers.append(fn)
-        self._wake.set()  # a thread already waiting out the export interval moves to the consumer one now
+        self._wake.set()  # passes for every tick from now on; the first one now
 
     def add_exporter(self, exporter: Exporter) -> None:
         self.exporters.append(exporter)
@@ -123,15 +120,23 @@ class Collector:
     def _run(self) -> None:
         # Woken by a timer only: the engine's thread never signals it (that would cost the hot path a syscall).
         clock = time.thread_time_ns
+        last_pass = time.monotonic()
         while not self._stop.is_set():
-            self._wake.wait(self.interval_s)
+            self._wake.wait(self._interval_s or TICK_S)
             self._wake.clear()
             started = clock()
-            try:
-                self.flush(final=False)
-            except Exception:  # the collector must outlive any bug in a record path; say it once per kind
-                log.exception("prism collector pass failed")
+            if self._due(last_pass):
+                last_pass = time.monotonic()
+                try:
+                    self.flush(final=False)
+                except Exception:  # the collector must outlive any bug in a record path; say it once per kind
+                    log.exception("prism collector pass failed")
             self._cpu_ns += clock() - started
+
+    def _due(self, last_pass: float) -> bool:
+        if self._interval_s is not None or self._consumers:
+            return True
+        return len(self.ring) >= PASS_EVENTS or time.monotonic() - last_pass >= EXPORT_INTERVAL_S
 
     def flush(self, *, final: bool = True) -> None:
         """One pass: drain, assemble, resolve, deliver. `final` also gives up waiting for device time."""

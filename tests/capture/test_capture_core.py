@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
+import pytest
+
+from prism_core.capture import collector
 from prism_core.capture.assemble import Assembler
 from prism_core.capture.buffer import BEGIN, END, EventRing
 from prism_core.capture.collector import Collector
@@ -155,3 +160,27 @@ def test_a_failing_consumer_does_not_stop_others(memory_session: tuple) -> None:
     _iteration(session.recorder)
     session.close()
     assert len(exporter.records) == 1
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+def test_passes_wait_for_enough_events_or_a_consumer(memory_session: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With only exporters a pass waits for EXPORT_INTERVAL_S or PASS_EVENTS waiting events (passes are costly);
+    a batch consumer gets every batch at the next tick."""
+    session, exporter = memory_session
+    monkeypatch.setattr(collector, "EXPORT_INTERVAL_S", 3600.0)
+    _iteration(session.recorder)
+    time.sleep(5 * collector.TICK_S)
+    assert exporter.records == [] and len(session.ring) == 8  # held: one iteration is not worth a pass
+    for _ in range(collector.PASS_EVENTS // 8):
+        _iteration(session.recorder)
+    assert _wait_for(lambda: len(exporter.records) > collector.PASS_EVENTS // 8)
+    seen: list[BatchRecord] = []
+    session.add_consumer(seen.append)
+    _iteration(session.recorder)
+    assert _wait_for(lambda: len(seen) >= 1)
