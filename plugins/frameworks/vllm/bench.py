@@ -164,7 +164,8 @@ def stage_cost(model: str, rounds: int, batch: list[str], max_tokens: int, out: 
 
 
 def _timed(owner: Any, attr: str) -> list[int]:
-    """Replace `owner.attr` by a timed call of what is there now; returns [total ns, calls], updated in place."""
+    """Replace `owner.attr` by a timed call of what is there now; returns [total ns, calls], updated in place.
+    Never undone: the bench process ends after its one run."""
     original, acc, clock = getattr(owner, attr), [0, 0], time.perf_counter_ns
 
     def timed(*args: Any, **kwargs: Any) -> Any:
