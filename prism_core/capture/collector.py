@@ -25,9 +25,10 @@ BatchConsumer = Callable[[BatchRecord], None]
 DEVICE_TIMEOUT_NS = 10_000_000_000  # a mark unresolved after this is given up: the batch goes out without device time
 MAX_DRAIN = 16_384  # events per pass, so one pass never holds records back for long
 # When a pass runs. A pass costs far more than its records (most likely cache misses: it runs after the engine's
-# kernels have refilled the caches), about 200 us on vLLM CPU serving (SmolLM2-135M's shape, ~30 ms steps: 230 us of
-# collector CPU per batch at a pass every 50 ms, 90 us at 250 ms, 60 us at 1 s). Exporters batch for a second or more
-# anyway, so a pass runs once a second, or sooner once PASS_EVENTS wait: records keep what they describe alive (vLLM's
+# kernels have refilled the caches). On vLLM CPU serving with SmolLM2-135M's shape (~35 ms steps) the collector used
+# 268 us of CPU per batch at a pass every 50 ms, 101 us at 250 ms and 68 us at 1 s (`python -m
+# prism_plugins.frameworks.vllm.bench --stage-cost --pass-interval S`). Exporters batch for a second or more anyway,
+# so a pass runs once a second, or sooner once PASS_EVENTS wait: records keep what they describe alive (vLLM's
 # SchedulerOutput of each step) until a pass, and a fast engine should not hold a second of those. The collector looks
 # every TICK_S. A batch consumer (the online detector) wants each batch promptly: with one attached, every tick is a
 # pass.

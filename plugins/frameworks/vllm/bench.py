@@ -112,11 +112,14 @@ def in_process(model: str, rounds: int, batch: list[str], max_tokens: int, out: 
     }
 
 
-def stage_cost(model: str, rounds: int, batch: list[str], max_tokens: int, out: Path) -> dict[str, object]:
+def stage_cost(
+    model: str, rounds: int, batch: list[str], max_tokens: int, out: Path, interval_s: float | None = None
+) -> dict[str, object]:
     """Capture's own time on the engine thread, call by call, inside the real engine: every patch point gets a
     timer inside Prism's wrapper (around vLLM's method) and one outside it; the difference is the wrapper's time.
     Direct where a throughput difference drowns in noise; it includes one timer's own cost per call, so it errs
-    high. The collector thread's cost comes from its CPU clock."""
+    high. The collector thread's cost comes from its CPU clock; `interval_s` fixes its pass interval (default: the
+    collector's own schedule)."""
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     import importlib
 
@@ -135,7 +138,7 @@ def stage_cost(model: str, rounds: int, batch: list[str], max_tokens: int, out: 
         for cls, attr, _ in points
     }
     inner = {name: _timed(*owner) for name, owner in owners.items()}  # vLLM's own methods, timed
-    session = CaptureSession.from_specs([f"jsonl:{out}"], device_id="cpu:0")
+    session = CaptureSession.from_specs([f"jsonl:{out}"], device_id="cpu:0", interval_s=interval_s)
     session.install(adapter)  # Prism's wrappers go around the timed methods
     outer = {name: _timed(*owner) for name, owner in owners.items()}
     wall = time.perf_counter()
@@ -204,6 +207,7 @@ def main() -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--in-process", action="store_true", help="time vllm.LLM in this process (see above)")
     p.add_argument("--stage-cost", action="store_true", help="Prism's own time per call inside vllm.LLM (see above)")
+    p.add_argument("--pass-interval", type=float, help="with --stage-cost: a collector pass every this many seconds")
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="prism-vllm-bench-"))
     model = a.model
@@ -212,7 +216,8 @@ def main() -> None:
 
         model = str(save_tiny_llama(tmp / "model", **(SMOLLM2_SHAPE if a.shape == "smollm2" else {})))
     if a.stage_cost:
-        result = stage_cost(model, a.rounds, prompts(a.requests, a.prompt_words), a.max_tokens, tmp / "records.jsonl")
+        batch = prompts(a.requests, a.prompt_words)
+        result = stage_cost(model, a.rounds, batch, a.max_tokens, tmp / "records.jsonl", a.pass_interval)
         print(json.dumps(result) if a.json else f"overhead at most {result['overhead_pct_upper']:.3f}%")
         return
     if a.in_process:
