@@ -74,6 +74,18 @@ def alternate(
     return out
 
 
+def quartiles(values: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(values, n=4)
+    return q[0], q[2]
+
+
+def mean_ci95(values: list[float]) -> tuple[float, float, float]:
+    """Mean and its 95% confidence interval (normal approximation: pairs are independent, many of them)."""
+    mean = statistics.fmean(values)
+    half = 1.96 * statistics.stdev(values) / len(values) ** 0.5
+    return mean, mean - half, mean + half
+
+
 def _prism_run(address: str) -> list[str]:
     return [sys.executable, "-m", "prism_core", "run", "--export", f"otlp+grpc://{address}", "--"]
 
@@ -133,10 +145,7 @@ def capture(
         "throughput_ratio_spread": round(ratios[-1] - ratios[0], 4),
         "throughput_ratio_of_medians": round(statistics.median(traced) / statistics.median(plain), 4),
         "throughput_ratio_in_process": round(statistics.median(ab_ratios), 4),
-        "throughput_ratio_in_process_iqr": [
-            round(ab_ratios[len(ab_ratios) // 4], 4),
-            round(ab_ratios[-1 - len(ab_ratios) // 4], 4),
-        ],
+        "throughput_ratio_in_process_iqr": [round(q, 4) for q in quartiles(ab_ratios)],
         "in_process_pairs": len(ab_ratios),
         "collector_cpu_us_per_batch": round(statistics.median(collector_us), 1) if collector_us else None,
         "tokens_per_s_plain": [round(x, 1) for x in plain],

@@ -13,16 +13,16 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from rich.live import Live
 
 from prism_core.capture.live import LiveStats
 from prism_core.cli.output import console
 from prism_core.errors import UsageError
 from prism_core.export import ExportSpec
+from prism_core.export.files import RECORD
 from prism_core.models import Record
 
-_RECORD: TypeAdapter[Record] = TypeAdapter(Record)
 QUIET_S = 2.0  # --once on a receiver: print once records came and then none for this long
 
 
@@ -61,7 +61,7 @@ def read_new(stream: TextIO, stats: LiveStats) -> int:
             stream.seek(pos)
             break
         try:
-            records.append(_RECORD.validate_json(line))
+            records.append(RECORD.validate_json(line))
         except ValidationError:
             continue  # a line of another kind (alerts from a newer writer): not ours to show
     stats.add(records)

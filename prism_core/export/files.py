@@ -8,9 +8,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from pydantic import TypeAdapter
+
 from prism_core.errors import UsageError
 from prism_core.export.base import Exporter, ExportSpec
 from prism_core.models import BatchRecord, Record
+
+RECORD: TypeAdapter[Record] = TypeAdapter(Record)  # one line of a jsonl export, whichever kind
+
+
+def read_jsonl(path: str | Path) -> list[Record]:
+    """Every record of a file a JsonlExporter wrote."""
+    return [RECORD.validate_json(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
 class JsonlExporter:

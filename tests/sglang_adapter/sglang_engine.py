@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from prism_core.models import BatchRecord, RequestRecord
 from prism_plugins.frameworks.sglang.adapter import installed_version
 
 SCRIPT = textwrap.dedent(
@@ -46,11 +45,3 @@ def generate(tmp: Path, model_dir: Path, max_new_tokens: int, **env: str) -> tup
     done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return list(json.loads(done.stdout.strip().splitlines()[-1])), done.stderr
-
-
-def records(tmp: Path) -> list[BatchRecord | RequestRecord]:
-    out: list[BatchRecord | RequestRecord] = []
-    for line in (tmp / "records.jsonl").read_text().splitlines():
-        data = json.loads(line)
-        out.append(BatchRecord.model_validate(data) if data["kind"] == "batch" else RequestRecord.model_validate(data))
-    return out

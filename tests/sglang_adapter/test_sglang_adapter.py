@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sglang_engine import generate, model, records
+from sglang_engine import generate, model
 
 from prism_core.capture.patching import Patcher
+from prism_core.export.files import read_jsonl
 from prism_core.models import BatchRecord, RequestRecord
 from prism_core.plugins import PluginHost
 from prism_core.testing import RecordingRecorder
@@ -95,7 +96,7 @@ def test_real_sglang_engine_under_prism_run(tmp_path: Path) -> None:
     iteration per batch, prefill then decode, with SGLang's stages and one RequestRecord per request."""
     texts, _ = generate(tmp_path, model(tmp_path), NEW_TOKENS)
     assert len(texts) == 4
-    got = records(tmp_path)
+    got = read_jsonl(tmp_path / "records.jsonl")
     batches = [r for r in got if isinstance(r, BatchRecord)]
     requests = [r for r in got if isinstance(r, RequestRecord)]
     assert {b.mode for b in batches} == {"prefill", "decode"} and batches[0].mode == "prefill"

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from vllm_helpers import vllm_env
 
+from prism_core.export.files import read_jsonl
 from prism_core.loopback import free_port
-from prism_core.models import BatchRecord, RequestRecord
+from prism_core.models import BatchRecord, Record, RequestRecord
 from prism_plugins.frameworks.vllm.serve import Server, server_command
 
 pytestmark = pytest.mark.slow
@@ -34,18 +35,10 @@ STAGES = {"schedule", "forward", "sample", "postprocess"}
 @dataclass
 class Served:
     tokens: list[list[int]]
-    records: list[BatchRecord | RequestRecord]
+    records: list[Record]
     attach: dict[str, Any] | None
     exit_code: int
     log: str
-
-
-def _records(path: Path) -> list[BatchRecord | RequestRecord]:
-    out: list[BatchRecord | RequestRecord] = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        data = json.loads(line)
-        out.append(BatchRecord.model_validate(data) if data["kind"] == "batch" else RequestRecord.model_validate(data))
-    return out
 
 
 def _ask(server: Server) -> list[list[int]]:
@@ -89,7 +82,7 @@ def served(vllm_python: Path, tiny_model_dir: Path, tmp_path_factory: pytest.Tem
     return {
         name: Served(
             tokens[name],
-            _records(jsonl[name]) if name in jsonl else [],
+            read_jsonl(jsonl[name]) if name in jsonl and jsonl[name].exists() else [],
             attach if name == "plain" else None,
             codes[name],
             server.tail(),

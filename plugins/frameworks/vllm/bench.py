@@ -62,16 +62,21 @@ def run_round(server: Server, batch: list[str], max_tokens: int, concurrency: in
     return sum(int(o["usage"]["completion_tokens"]) for o in outs) / elapsed
 
 
-def in_process(model: str, rounds: int, batch: list[str], max_tokens: int, out: Path) -> dict[str, object]:
+def _engine(model: str, max_tokens: int) -> tuple[Any, Any]:
+    """`vllm.LLM` with the engine core and model runner on this thread, and greedy sampling of `max_tokens`."""
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     import vllm
 
-    from prism_core.capture.bench import alternate
+    llm = vllm.LLM(model=model, dtype="bfloat16", max_model_len=512, max_num_seqs=8, enforce_eager=True, seed=0)
+    return llm, vllm.SamplingParams(temperature=0, max_tokens=max_tokens, ignore_eos=True)
+
+
+def in_process(model: str, rounds: int, batch: list[str], max_tokens: int, out: Path) -> dict[str, object]:
+    from prism_core.capture.bench import alternate, mean_ci95, quartiles
     from prism_core.capture.session import CaptureSession
     from prism_plugins.frameworks.vllm import VllmAdapter
 
-    llm = vllm.LLM(model=model, dtype="bfloat16", max_model_len=512, max_num_seqs=8, enforce_eager=True, seed=0)
-    params = vllm.SamplingParams(temperature=0, max_tokens=max_tokens, ignore_eos=True)
+    llm, params = _engine(model, max_tokens)
     session = CaptureSession.from_specs([f"jsonl:{out}"], device_id="cpu:0")
     adapter = VllmAdapter()
     tokens = len(batch) * max_tokens
@@ -120,16 +125,12 @@ def stage_cost(
     Direct where a throughput difference drowns in noise; it includes one timer's own cost per call, so it errs
     high. The collector thread's cost comes from its CPU clock; `interval_s` fixes its pass interval (default: the
     collector's own schedule)."""
-    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     import importlib
-
-    import vllm
 
     from prism_core.capture.session import CaptureSession
     from prism_plugins.frameworks.vllm import VllmAdapter
 
-    llm = vllm.LLM(model=model, dtype="bfloat16", max_model_len=512, max_num_seqs=8, enforce_eager=True, seed=0)
-    params = vllm.SamplingParams(temperature=0, max_tokens=max_tokens, ignore_eos=True)
+    llm, params = _engine(model, max_tokens)
     llm.generate(batch, params, use_tqdm=False)  # warm-up
     adapter = VllmAdapter()
     owners = {
@@ -181,18 +182,6 @@ def _timed(owner: Any, attr: str) -> list[int]:
 
     setattr(owner, attr, timed)
     return acc
-
-
-def quartiles(values: list[float]) -> tuple[float, float]:
-    q = statistics.quantiles(values, n=4)
-    return q[0], q[2]
-
-
-def mean_ci95(values: list[float]) -> tuple[float, float, float]:
-    """Mean and its 95% confidence interval (normal approximation: pairs are independent, many of them)."""
-    mean = statistics.fmean(values)
-    half = 1.96 * statistics.stdev(values) / len(values) ** 0.5
-    return mean, mean - half, mean + half
 
 
 def main() -> None:
