@@ -121,10 +121,11 @@ def stage_cost(
     model: str, rounds: int, batch: list[str], max_tokens: int, out: Path, interval_s: float | None = None
 ) -> dict[str, object]:
     """Capture's own time on the engine thread, call by call, inside the real engine: every patch point gets a
-    timer inside Prism's wrapper (around vLLM's method) and one outside it; the difference is the wrapper's time.
-    Direct where a throughput difference drowns in noise; it includes one timer's own cost per call, so it errs
-    high. The collector thread's cost comes from its CPU clock; `interval_s` fixes its pass interval (default: the
-    collector's own schedule)."""
+    timer inside Prism's wrapper (around vLLM's method) and one outside it; the difference is the wrapper's time
+    plus one timer layer's own. A third timer around the outer one measures that layer in the same place (after a
+    forward pass the caches are cold, so a timer costs several times what it does in a loop), and it is
+    subtracted. Direct where a throughput difference drowns in noise. The collector thread's cost comes from its
+    CPU clock; `interval_s` fixes its pass interval (default: the collector's own schedule)."""
     import importlib
 
     from prism_core.capture.session import CaptureSession
@@ -142,14 +143,17 @@ def stage_cost(
     session = CaptureSession.from_specs([f"jsonl:{out}"], device_id="cpu:0", interval_s=interval_s)
     session.install(adapter)  # Prism's wrappers go around the timed methods
     outer = {name: _timed(*owner) for name, owner in owners.items()}
+    meta = {name: _timed(*owner) for name, owner in owners.items()}  # times the outer timer: one layer's own cost
     wall = time.perf_counter()
     for _ in range(rounds):
         llm.generate(batch, params, use_tqdm=False)
     wall = time.perf_counter() - wall
     session.close()
     steps = inner["Scheduler.schedule"][1]
-    per_call = {name: (outer[name][0] - inner[name][0]) / outer[name][1] / 1e3 for name in inner if outer[name][1]}
-    engine_us = sum(outer[name][0] - inner[name][0] for name in inner) / steps / 1e3
+    layer_ns = {name: meta[name][0] - outer[name][0] for name in inner}
+    prism_ns = {name: outer[name][0] - inner[name][0] - layer_ns[name] for name in inner}
+    per_call = {name: prism_ns[name] / outer[name][1] / 1e3 for name in inner if outer[name][1]}
+    engine_us = sum(prism_ns.values()) / steps / 1e3
     stats = session.collector.stats()
     collector_us = stats.collector_cpu_ns / 1e3 / max(1, stats.batches)
     step_us = wall / steps * 1e6
@@ -159,6 +163,7 @@ def stage_cost(
         "step_ms": step_us / 1e3,
         "prism_us_per_call": per_call,
         "engine_thread_us_per_step": engine_us,
+        "timer_layer_us_per_step": sum(layer_ns.values()) / steps / 1e3,  # subtracted above
         "collector_cpu_us_per_batch": collector_us,
         "engine_thread_pct": engine_us / step_us * 100,
         # As if the engine waited for every microsecond of the collector (no overlap on another core).
