@@ -16,6 +16,7 @@ from prism_core.settings import Settings
 COMMANDS = (
     "prism_core.cli.inventory",
     "prism_core.cli.run",
+    "prism_core.cli.hook",
     "prism_core.cli.attach",
     "prism_core.cli.top",
     "prism_core.cli.demo",

@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
+from prism_core.bootstrap.enable import enabled
 from prism_core.plugins import PluginHost
 from prism_plugins.frameworks.vllm import VllmAdapter, names
-from prism_plugins.frameworks.vllm.activate import enabled
 from prism_plugins.frameworks.vllm.adapter import installed_version
 
 

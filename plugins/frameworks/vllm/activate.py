@@ -9,17 +9,10 @@ bootstrap is already active and this is a no-op, and vLLM loading the plugin aga
 
 from __future__ import annotations
 
-import os
 import sys
 
+from prism_core.bootstrap.enable import enabled, start
 from prism_core.settings import elastic_kv
-
-ENV_ENABLE = "PRISM_ENABLE"
-
-
-def enabled() -> bool:
-    flag = os.environ.get(ENV_ENABLE, "").strip().lower()
-    return flag in ("1", "true", "yes") or bool(os.environ.get("PRISM_EXPORT"))
 
 
 def register() -> None:
@@ -32,13 +25,5 @@ def register() -> None:
             kv.install()
         except UsageError as exc:
             sys.stderr.write(f"prism: elastic KV off: {exc}\n")
-    if not enabled():
-        return
-    # PRISM_ENABLE alone exports over OTLP as configured by the standard OTEL_EXPORTER_OTLP_* variables.
-    os.environ.setdefault("PRISM_EXPORT", "otlp")
-    try:
-        from prism_core.bootstrap import activate
-
-        activate()
-    except Exception as exc:  # vLLM must start even when Prism cannot
-        sys.stderr.write(f"prism: vllm not instrumented: {type(exc).__name__}: {exc}\n")
+    if enabled():
+        start()
