@@ -6,15 +6,19 @@ The adapter against a real engine is test_vllm_conformance.py and test_vllm_serv
 from __future__ import annotations
 
 import importlib.metadata
+import multiprocessing
 import subprocess
 import sys
+import types
 
 import pytest
 
 from prism_core.bootstrap.enable import enabled
+from prism_core.capture.patching import Patcher
 from prism_core.plugins import PluginHost
 from prism_plugins.frameworks.vllm import VllmAdapter, names
 from prism_plugins.frameworks.vllm.adapter import installed_version
+from prism_plugins.frameworks.vllm.engine import RUNNER, EngineInstrumentation
 
 
 def test_plugin_contributes_the_adapter(builtin_host: PluginHost) -> None:
@@ -70,3 +74,24 @@ def test_vllm_names_map_to_names_prism_uses() -> None:
     fields = set(RequestRecord.model_fields)
     assert set(names.SPAN_TO_RECORD.values()) <= fields
     assert {field for _, field in names.METRIC_HISTOGRAMS.values()} <= fields
+
+
+def test_model_runner_left_alone_in_a_multiprocess_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the multiprocess executor's workers the runner's wrappers could only pass calls through (the engine core
+    records the step), so they are not installed there; anywhere else they are."""
+
+    class GPUModelRunner:
+        def execute_model(self) -> str:
+            return "ran"
+
+        sample_tokens = _update_states = _prepare_inputs = _preprocess = execute_model
+
+    def patched_in(process_name: str) -> bool:
+        module = types.ModuleType(RUNNER)
+        module.GPUModelRunner = type("GPUModelRunner", (GPUModelRunner,), {})  # type: ignore[attr-defined]
+        monkeypatch.setattr(multiprocessing.current_process(), "name", process_name)
+        assert EngineInstrumentation(Patcher()).patch_module(module) == []
+        return "execute_model" in vars(module.GPUModelRunner)
+
+    assert not patched_in("VllmWorker-0")
+    assert patched_in("EngineCore_DP0") and patched_in("MainProcess")

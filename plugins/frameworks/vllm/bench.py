@@ -2,7 +2,7 @@
 
     .cache/vllm-venv/bin/python -m prism_plugins.frameworks.vllm.bench [--model DIR] [--rounds 6] [--json]
     .cache/vllm-venv/bin/python -m prism_plugins.frameworks.vllm.bench --in-process [--rounds 15]
-    .cache/vllm-venv/bin/python -m prism_plugins.frameworks.vllm.bench --stage-cost [--shape smollm2] [--rounds 4]
+    .cache/vllm-venv/bin/python -m prism_plugins.frameworks.vllm.bench --stage-cost [--multiprocess] [--shape smollm2]
 
 Both servers run at once (one plain, one under `prism run --export jsonl:...`), each idle while the other is
 measured; rounds alternate which goes first. A round sends the same greedy requests (fixed prompts, exact output
@@ -126,44 +126,137 @@ def stage_cost(
     forward pass the caches are cold, so a timer costs several times what it does in a loop), and it is
     subtracted. Direct where a throughput difference drowns in noise. The collector thread's cost comes from its
     CPU clock; `interval_s` fixes its pass interval (default: the collector's own schedule)."""
-    import importlib
-
-    from prism_core.capture.session import CaptureSession
-    from prism_plugins.frameworks.vllm import VllmAdapter
-
     llm, params = _engine(model, max_tokens)
     llm.generate(batch, params, use_tqdm=False)  # warm-up
-    adapter = VllmAdapter()
-    owners = {
-        f"{cls}.{attr}": (getattr(importlib.import_module(module), cls), attr)
-        for module, points in adapter.engine.points().items()
-        for cls, attr, _ in points
-    }
-    inner = {name: _timed(*owner) for name, owner in owners.items()}  # vLLM's own methods, timed
-    session = CaptureSession.from_specs([f"jsonl:{out}"], device_id="cpu:0", interval_s=interval_s)
-    session.install(adapter)  # Prism's wrappers go around the timed methods
-    outer = {name: _timed(*owner) for name, owner in owners.items()}
-    meta = {name: _timed(*owner) for name, owner in owners.items()}  # times the outer timer: one layer's own cost
+    probe = _Probe(out, interval_s)
+    start = probe.snapshot()
     wall = time.perf_counter()
     for _ in range(rounds):
         llm.generate(batch, params, use_tqdm=False)
     wall = time.perf_counter() - wall
-    session.close()
-    steps = inner["Scheduler.schedule"][1]
-    layer_ns = {name: meta[name][0] - outer[name][0] for name in inner}
-    prism_ns = {name: outer[name][0] - inner[name][0] - layer_ns[name] for name in inner}
-    per_call = {name: prism_ns[name] / outer[name][1] / 1e3 for name in inner if outer[name][1]}
-    engine_us = sum(prism_ns.values()) / steps / 1e3
-    stats = session.collector.stats()
-    collector_us = stats.collector_cpu_ns / 1e3 / max(1, stats.batches)
+    probe.session.close()
+    return _figures([start], [probe.snapshot()], wall, "stage-cost")
+
+
+def stage_cost_multiprocess(
+    model: str, rounds: int, batch: list[str], max_tokens: int, out: Path, interval_s: float | None = None
+) -> dict[str, object]:
+    """`stage_cost` with vLLM's processes as its server runs them: the engine core in a process of its own and the
+    model runner in a worker process (the multiprocess executor). Every vLLM process loads a probe through a
+    `vllm.general_plugins` entry point declared in a folder put on PYTHONPATH; each probe installs the timers and
+    capture as `stage_cost` does and writes its running totals to a file. Per step, the time added in the engine
+    core and in the worker are summed (the engine core waits for the worker), and the collectors of all processes
+    are counted."""
+    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "1"
+    os.environ[PROBE_ENV] = json.dumps({"out": str(out.parent), "interval_s": interval_s})
+    plugin = out.parent / "probe" / "prism_vllm_bench_probe-0.dist-info"
+    plugin.mkdir(parents=True)
+    (plugin / "METADATA").write_text("Metadata-Version: 2.1\nName: prism-vllm-bench-probe\nVersion: 0\n")
+    (plugin / "entry_points.txt").write_text(f"[vllm.general_plugins]\nprism_bench = {__name__}:probe\n")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(plugin.parent), os.environ.get("PYTHONPATH")]))
+    sys.path.insert(0, str(plugin.parent))  # forked processes inherit this; spawned ones read PYTHONPATH
+    import vllm
+
+    llm = vllm.LLM(model=model, dtype="bfloat16", max_model_len=512, max_num_seqs=8, enforce_eager=True, seed=0)
+    params = vllm.SamplingParams(temperature=0, max_tokens=max_tokens, ignore_eos=True)
+    llm.generate(batch, params, use_tqdm=False)  # warm-up
+    time.sleep(2 * PROBE_DUMP_S)
+    start = _read_probes(out.parent)
+    wall = time.perf_counter()
+    for _ in range(rounds):
+        llm.generate(batch, params, use_tqdm=False)
+    wall = time.perf_counter() - wall
+    time.sleep(2 * PROBE_DUMP_S)
+    end = _read_probes(out.parent)
+    llm.llm_engine.engine_core.shutdown()
+    return {**_figures(start, end, wall, "stage-cost, multiprocess"), "processes": len(end)}
+
+
+PROBE_ENV = "PRISM_VLLM_BENCH_PROBE"
+PROBE_DUMP_S = 0.25
+
+
+class _Probe:
+    """In one process: vLLM's methods timed, Prism's capture installed around them, and two timer layers around
+    that (see `stage_cost`)."""
+
+    def __init__(self, out: Path, interval_s: float | None) -> None:
+        import importlib
+
+        from prism_core.capture.session import CaptureSession
+        from prism_plugins.frameworks.vllm import VllmAdapter
+
+        adapter = VllmAdapter()
+        owners = {
+            f"{cls}.{attr}": (getattr(importlib.import_module(module), cls), attr)
+            for module, points in adapter.engine.points().items()
+            for cls, attr, _ in points
+        }
+        self.inner = {name: _timed(*owner) for name, owner in owners.items()}  # vLLM's own methods, timed
+        self.session = CaptureSession.from_specs([f"jsonl:{out}"], device_id="cpu:0", interval_s=interval_s)
+        self.session.install(adapter)  # Prism's wrappers go around the timed methods
+        self.outer = {name: _timed(*owner) for name, owner in owners.items()}
+        self.meta = {name: _timed(*owner) for name, owner in owners.items()}  # times the outer timer
+
+    def snapshot(self) -> dict[str, Any]:
+        stats = self.session.collector.stats()
+        return {
+            "calls": {name: acc[1] for name, acc in self.outer.items()},
+            "inner": {name: acc[0] for name, acc in self.inner.items()},
+            "outer": {name: acc[0] for name, acc in self.outer.items()},
+            "meta": {name: acc[0] for name, acc in self.meta.items()},
+            "collector_cpu_ns": stats.collector_cpu_ns,
+            "batches": stats.batches,
+        }
+
+
+def probe() -> None:
+    """The `vllm.general_plugins` entry point of `stage_cost_multiprocess`: runs in every vLLM process."""
+    config = json.loads(os.environ[PROBE_ENV])
+    out = Path(config["out"])
+    p = _Probe(out / f"records-{os.getpid()}.jsonl", config["interval_s"])
+    path = out / f"probe-{os.getpid()}.json"
+
+    def dump() -> None:
+        while True:
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(p.snapshot()))
+            tmp.replace(path)
+            time.sleep(PROBE_DUMP_S)
+
+    import threading
+
+    threading.Thread(target=dump, name="prism-bench-probe", daemon=True).start()
+
+
+def _read_probes(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(f.read_text()) for f in sorted(folder.glob("probe-*.json"))]
+
+
+def _figures(start: list[dict[str, Any]], end: list[dict[str, Any]], wall: float, mode: str) -> dict[str, object]:
+    """Per step and per call, from the totals of each process at the start and the end of the timed rounds."""
+
+    def total(key: str, name: str | None = None) -> int:
+        def one(snap: dict[str, Any]) -> int:
+            return int(snap[key] if name is None else snap[key][name])
+
+        return sum(one(s) for s in end) - sum(one(s) for s in start)
+
+    names = list(end[0]["calls"])
+    steps = total("calls", "Scheduler.schedule")
+    calls = {name: total("calls", name) for name in names}
+    layer = {name: total("meta", name) - total("outer", name) for name in names}
+    prism = {name: total("outer", name) - total("inner", name) - layer[name] for name in names}
+    engine_us = sum(prism.values()) / steps / 1e3
+    collector_us = total("collector_cpu_ns") / 1e3 / max(1, total("batches"))
     step_us = wall / steps * 1e6
     return {
-        "mode": "stage-cost",
+        "mode": mode,
         "steps": steps,
         "step_ms": step_us / 1e3,
-        "prism_us_per_call": per_call,
+        "prism_us_per_call": {name: prism[name] / calls[name] / 1e3 for name in names if calls[name]},
         "engine_thread_us_per_step": engine_us,
-        "timer_layer_us_per_step": sum(layer_ns.values()) / steps / 1e3,  # subtracted above
+        "timer_layer_us_per_step": sum(layer.values()) / steps / 1e3,  # subtracted above
         "collector_cpu_us_per_batch": collector_us,
         "engine_thread_pct": engine_us / step_us * 100,
         # As if the engine waited for every microsecond of the collector (no overlap on another core).
@@ -202,6 +295,11 @@ def main() -> None:
     p.add_argument("--in-process", action="store_true", help="time vllm.LLM in this process (see above)")
     p.add_argument("--stage-cost", action="store_true", help="Prism's own time per call inside vllm.LLM (see above)")
     p.add_argument("--pass-interval", type=float, help="with --stage-cost: a collector pass every this many seconds")
+    p.add_argument(
+        "--multiprocess",
+        action="store_true",
+        help="with --stage-cost: the engine core and the model runner in their own processes, as the server runs them",
+    )
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="prism-vllm-bench-"))
     model = a.model
@@ -211,7 +309,8 @@ def main() -> None:
         model = str(save_tiny_llama(tmp / "model", **(SMOLLM2_SHAPE if a.shape == "smollm2" else {})))
     if a.stage_cost:
         batch = prompts(a.requests, a.prompt_words)
-        result = stage_cost(model, a.rounds, batch, a.max_tokens, tmp / "records.jsonl", a.pass_interval)
+        cost = stage_cost_multiprocess if a.multiprocess else stage_cost
+        result = cost(model, a.rounds, batch, a.max_tokens, tmp / "records.jsonl", a.pass_interval)
         print(json.dumps(result) if a.json else f"overhead at most {result['overhead_pct_upper']:.3f}%")
         return
     if a.in_process:

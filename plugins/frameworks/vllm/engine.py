@@ -22,6 +22,7 @@ from the step's SchedulerOutput. Detokenisation and streaming run in the API ser
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,11 @@ SAMPLED_STAGES = {
     "GPUModelRunner._preprocess": PREPARE_INPUTS,
 }
 MAX_TRACKED = 100_000  # requests that never finish (lost aborts) are forgotten past this
+RUNNER = "vllm.v1.worker.gpu_model_runner"
+# How vLLM's multiprocess executor names its worker processes (vllm/v1/executor/multiproc_executor.py). There the
+# model runner never runs inside an engine step of its own process, so its wrappers would only pass calls through,
+# and that costs: 45-55 us per step in the worker after each forward pass (`bench --stage-cost --multiprocess`).
+WORKER_PROCESS_PREFIX = "VllmWorker-"
 
 Wrapper = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -77,7 +83,7 @@ class EngineInstrumentation:
                 ("Scheduler", "schedule", self._wrap_schedule),
                 ("Scheduler", "update_from_output", self._wrap_update),
             ],
-            "vllm.v1.worker.gpu_model_runner": [
+            RUNNER: [
                 ("GPUModelRunner", "execute_model", self._wrap_execute),
                 ("GPUModelRunner", "sample_tokens", functools.partial(self._wrap_local, SAMPLE)),
                 ("GPUModelRunner", "_update_states", prepare),
@@ -87,7 +93,10 @@ class EngineInstrumentation:
         }
 
     def patch_module(self, module: Any) -> list[str]:
-        """Patch every point of an imported module; returns the points this vLLM lacks (left alone)."""
+        """Patch every point of an imported module; returns the points this vLLM lacks (left alone). The model
+        runner is left alone in a multiprocess executor's worker (the engine core records its calls)."""
+        if module.__name__ == RUNNER and multiprocessing.current_process().name.startswith(WORKER_PROCESS_PREFIX):
+            return []
         missing = []
         for cls_name, attr, make in self.points()[module.__name__]:
             owner = getattr(module, cls_name, None)
