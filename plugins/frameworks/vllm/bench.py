@@ -19,16 +19,19 @@ Needs the interpreter of a venv with vLLM and this package (scripts/vllm-venv).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from prism_core.capture.collector import EXPORT_INTERVAL_S
 from prism_core.loopback import free_port
 from prism_plugins.frameworks.vllm.serve import Server, server_command
 
@@ -134,8 +137,10 @@ def stage_cost(
     for _ in range(rounds):
         llm.generate(batch, params, use_tqdm=False)
     wall = time.perf_counter() - wall
+    time.sleep(EXPORT_INTERVAL_S + 0.1)  # the collector passes over the last batches on its own thread
+    end = probe.snapshot()
     probe.session.close()
-    return _figures([start], [probe.snapshot()], wall, "stage-cost")
+    return _figures([start], [end], wall, "stage-cost")
 
 
 def stage_cost_multiprocess(
@@ -160,13 +165,14 @@ def stage_cost_multiprocess(
     llm = vllm.LLM(model=model, dtype="bfloat16", max_model_len=512, max_num_seqs=8, enforce_eager=True, seed=0)
     params = vllm.SamplingParams(temperature=0, max_tokens=max_tokens, ignore_eos=True)
     llm.generate(batch, params, use_tqdm=False)  # warm-up
-    time.sleep(2 * PROBE_DUMP_S)
+    settle = EXPORT_INTERVAL_S + 2 * PROBE_DUMP_S  # the collectors have passed over every batch, and said so
+    time.sleep(settle)
     start = _read_probes(out.parent)
     wall = time.perf_counter()
     for _ in range(rounds):
         llm.generate(batch, params, use_tqdm=False)
     wall = time.perf_counter() - wall
-    time.sleep(2 * PROBE_DUMP_S)
+    time.sleep(settle)
     end = _read_probes(out.parent)
     llm.llm_engine.engine_core.shutdown()
     return {**_figures(start, end, wall, "stage-cost, multiprocess"), "processes": len(end)}
@@ -181,8 +187,6 @@ class _Probe:
     that (see `stage_cost`)."""
 
     def __init__(self, out: Path, interval_s: float | None) -> None:
-        import importlib
-
         from prism_core.capture.session import CaptureSession
         from prism_plugins.frameworks.vllm import VllmAdapter
 
@@ -223,8 +227,6 @@ def probe() -> None:
             tmp.write_text(json.dumps(p.snapshot()))
             tmp.replace(path)
             time.sleep(PROBE_DUMP_S)
-
-    import threading
 
     threading.Thread(target=dump, name="prism-bench-probe", daemon=True).start()
 
