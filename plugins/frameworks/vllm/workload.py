@@ -7,6 +7,7 @@ after the step, and the Request objects are only read for their prompt length, w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain, repeat
 from typing import Any
 
 from prism_core.capture.workload import RequestTiming, Workload
@@ -17,23 +18,18 @@ ENGINE = "vllm"
 def step_workload(scheduler_output: Any, requests: list[Any], model: str) -> Workload:
     """Workload of one step. `requests` are the scheduled requests in `num_scheduled_tokens` order (the engine
     core's Request or a worker's CachedRequestState: anything with `num_prompt_tokens`; None where gone)."""
-    scheduled: dict[str, int] = scheduler_output.num_scheduled_tokens
-    computed: dict[str, int] = {}
-    outputs: dict[str, int] = {}
-    for new in scheduler_output.scheduled_new_reqs:
-        computed[new.req_id] = int(new.num_computed_tokens)
-        outputs[new.req_id] = 0
+    # (tokens already computed, tokens output so far) per scheduled request, from the step's own lists.
+    before = {new.req_id: (new.num_computed_tokens, 0) for new in scheduler_output.scheduled_new_reqs}
     cached = scheduler_output.scheduled_cached_reqs
-    for i, req_id in enumerate(cached.req_ids):
-        computed[req_id] = int(cached.num_computed_tokens[i])
-        outputs[req_id] = int(cached.num_output_tokens[i]) if i < len(cached.num_output_tokens) else 0
-    prompt_len = {i: int(r.num_prompt_tokens) for i, r in zip(scheduled, requests, strict=False) if r is not None}
+    outputs = cached.num_output_tokens  # shorter (empty) where this vLLM leaves it out
+    pairs = zip(cached.num_computed_tokens, chain(outputs, repeat(0)), strict=False)
+    before.update(zip(cached.req_ids, pairs, strict=False))
     prefill = decode = kv = 0
     inputs: list[int] = []
     outs: list[int] = []
-    for req_id, n in scheduled.items():
-        done = computed.get(req_id, 0)
-        prompt = prompt_len.get(req_id, done + n)
+    for (req_id, n), req in zip(scheduler_output.num_scheduled_tokens.items(), requests, strict=False):
+        done, out = before.get(req_id, (0, 0))
+        prompt = done + n if req is None else req.num_prompt_tokens
         # A request is decoding once its whole prompt is in the KV cache; a chunk of its prompt is prefill.
         if done >= prompt:
             decode += n
@@ -41,7 +37,7 @@ def step_workload(scheduler_output: Any, requests: list[Any], model: str) -> Wor
             prefill += n
         kv += done + n
         inputs.append(prompt)
-        outs.append(outputs.get(req_id, 0))
+        outs.append(out)
     return Workload.of_batch(
         model=model,
         engine=ENGINE,
