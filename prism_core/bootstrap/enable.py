@@ -21,9 +21,11 @@ ENV_ENABLE = "PRISM_ENABLE"
 TRUE = ("1", "true", "yes")
 PTH_NAME = "prism-enable.pth"
 # Python executes a .pth line that starts with `import`; it must stay one line. Editable installs put their import
-# finder in `__editable__.*.pth`, which sorts (and so runs) before this file.
+# finder in `__editable__.*.pth`, which sorts (and so runs) before this file. Where Prism was uninstalled and the
+# file left behind, the line finds no prism_core and does nothing.
 PTH_LINE = (
     f'import os; os.environ.get("{ENV_ENABLE}", "").strip().lower() in {TRUE!r} '
+    'and __import__("importlib.util").util.find_spec("prism_core") '
     f'and __import__("{__name__}", fromlist=["start"]).start()\n'
 )
 

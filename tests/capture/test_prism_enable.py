@@ -83,3 +83,15 @@ def test_a_folder_that_is_not_there_is_one_line_and_exit_2(prism_cmd: list[str],
     )
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "is not a directory" in run.stderr
     assert not (tmp_path / "missing").exists()
+
+
+def test_a_hook_left_behind_without_prism_does_nothing(prism_cmd: list[str], tmp_path: Path) -> None:
+    """`pip uninstall` does not know the .pth: where prism_core is gone, PRISM_ENABLE=1 must not break start-up."""
+    subprocess.run([*prism_cmd, "hook", "install", "--site", str(tmp_path)], check=True, capture_output=True)
+    # -S: no site-packages, so this environment's prism_core is out of reach; then only the folder with the hook.
+    code = f"import site, sys; site.addsitedir({str(tmp_path)!r}); print('prism_core' in sys.modules)"
+    env = {"PATH": os.environ.get("PATH", ""), "PRISM_ENABLE": "1"}
+    run = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path
+    )
+    assert run.returncode == 0 and run.stdout == "False\n" and run.stderr == ""
