@@ -64,7 +64,9 @@ def test_sampled_stage_shares_match_the_recorded_ones(server: tuple[subprocess.P
     [thread] = report["stages"]  # one engine loop thread, in the server itself
     assert thread["pid"] == proc.pid and thread["samples"] >= 200
     shares = thread["shares"]
-    assert set(shares) <= set(CANONICAL_STAGES) and {SCHEDULE, FORWARD, POSTPROCESS} <= set(shares)
+    # Only forward is sure to be sampled: schedule and postprocess take 0.5-2% of this loop, so 4 s of samples on a
+    # loaded machine can hold none of them (a CI run saw no postprocess sample). Their shares are checked below.
+    assert set(shares) <= set(CANONICAL_STAGES) and FORWARD in shares
     assert sum(shares.values()) == pytest.approx(1.0, abs=1e-3)
     assert proc.wait(timeout=120) == 0  # the server ends its replay; its exporter writes at exit
     measured = _measured_shares(jsonl, start_ns, end_ns)
