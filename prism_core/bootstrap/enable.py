@@ -3,7 +3,7 @@
 `prism hook install` writes one .pth file into the environment's site-packages. Python runs its one line at every
 start-up; the line reads PRISM_ENABLE and, only when it is set, imports this module and calls `start()`. That turns on
 the bootstrap `prism run` uses: an import hook, so capture starts when the program imports a framework an adapter
-watches (vLLM, SGLang, transformers). Without PRISM_ENABLE the cost is one environment lookup per start-up. Child
+watches (vLLM, SGLang, transformers). Without PRISM_ENABLE the cost is one .pth line per start-up (BENCHMARKS.md). Child
 processes inherit the variable, so a server's spawned engine processes (SGLang's scheduler, vLLM's engine core and
 workers) instrument themselves too. vLLM needs no hook: its `vllm.general_plugins` entry point calls `start()`.
 """
