@@ -65,9 +65,10 @@ def run_round(server: Server, batch: list[str], max_tokens: int, concurrency: in
     return sum(int(o["usage"]["completion_tokens"]) for o in outs) / elapsed
 
 
-def _engine(model: str, max_tokens: int) -> tuple[Any, Any]:
-    """`vllm.LLM` with the engine core and model runner on this thread, and greedy sampling of `max_tokens`."""
-    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+def _engine(model: str, max_tokens: int, *, multiprocess: bool = False) -> tuple[Any, Any]:
+    """`vllm.LLM` and greedy sampling of `max_tokens`: the engine core and model runner on this thread, or with
+    `multiprocess` in processes of their own as the server runs them."""
+    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "1" if multiprocess else "0"
     import vllm
 
     llm = vllm.LLM(model=model, dtype="bfloat16", max_model_len=512, max_num_seqs=8, enforce_eager=True, seed=0)
@@ -152,7 +153,6 @@ def stage_cost_multiprocess(
     capture as `stage_cost` does and writes its running totals to a file. Per step, the time added in the engine
     core and in the worker are summed (the engine core waits for the worker), and the collectors of all processes
     are counted."""
-    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "1"
     os.environ[PROBE_ENV] = json.dumps({"out": str(out.parent), "interval_s": interval_s})
     plugin = out.parent / "probe" / "prism_vllm_bench_probe-0.dist-info"
     plugin.mkdir(parents=True)
@@ -160,10 +160,7 @@ def stage_cost_multiprocess(
     (plugin / "entry_points.txt").write_text(f"[vllm.general_plugins]\nprism_bench = {__name__}:probe\n")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(plugin.parent), os.environ.get("PYTHONPATH")]))
     sys.path.insert(0, str(plugin.parent))  # forked processes inherit this; spawned ones read PYTHONPATH
-    import vllm
-
-    llm = vllm.LLM(model=model, dtype="bfloat16", max_model_len=512, max_num_seqs=8, enforce_eager=True, seed=0)
-    params = vllm.SamplingParams(temperature=0, max_tokens=max_tokens, ignore_eos=True)
+    llm, params = _engine(model, max_tokens, multiprocess=True)
     llm.generate(batch, params, use_tqdm=False)  # warm-up
     settle = EXPORT_INTERVAL_S + 2 * PROBE_DUMP_S  # the collectors have passed over every batch, and said so
     time.sleep(settle)
