@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from prism_core.bootstrap.enable import PTH_LINE, PTH_NAME
+from prism_core.testing.enable import hooked_pythonpath
 
 pytest.importorskip("transformers")
 
@@ -67,6 +68,21 @@ def test_install_then_prism_enable_captures_an_unchanged_program(prism_cmd: list
     assert removed.returncode == 0 and list(site.iterdir()) == []
     status = subprocess.run([*prism_cmd, "hook", "status", "--site", str(site)], capture_output=True, text=True)
     assert status.stdout.startswith("not installed")
+
+
+def test_a_spawned_child_instruments_itself(tmp_path: Path) -> None:
+    """SGLang's scheduler and vLLM's engine core are spawned, fresh interpreters: each must run the hook itself.
+    The child here is the only process that imports transformers, so every record is the child's."""
+    jsonl = tmp_path / "r.jsonl"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PRISM_")}
+    env = {**base, **hooked_pythonpath(tmp_path), "PRISM_ENABLE": "1", "PRISM_EXPORT": f"jsonl:{jsonl}"}
+    program = str(Path(PROGRAM).with_name("spawn_tiny.py"))
+    run = subprocess.run([sys.executable, program], capture_output=True, text=True, timeout=180, env=env)
+    assert run.returncode == 0, run.stderr
+    tokens, parent_imported = run.stdout.splitlines()
+    assert tokens.startswith("[[") and parent_imported == "False"
+    kinds = [json.loads(line)["kind"] for line in jsonl.read_text().splitlines()]
+    assert kinds.count("batch") == 6 and kinds.count("request") == 2
 
 
 def test_an_older_hook_is_reported_and_replaced(prism_cmd: list[str], tmp_path: Path) -> None:

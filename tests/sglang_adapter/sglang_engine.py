@@ -1,5 +1,6 @@
-"""Run a real SGLang engine under `prism run` (`gpu` tests only): SGLang starts its scheduler in a spawned process,
-which the bootstrap instruments as it imports sglang, so records come from the scheduler as in production.
+"""Run a real SGLang engine under `prism run` or PRISM_ENABLE (`gpu` tests only): SGLang starts its scheduler in a
+spawned process, which the bootstrap instruments as it imports sglang, so records come from the scheduler as in
+production.
 
 The model is a tiny random Llama saved here with an offline tokenizer: GPU machines may have no network.
 """
@@ -12,9 +13,11 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
+from prism_core.testing.enable import hooked_pythonpath
 from prism_plugins.frameworks.sglang.adapter import installed_version
 
 SCRIPT = textwrap.dedent(
@@ -37,11 +40,19 @@ def model(tmp: Path) -> Path:
     return save_tiny_llama(tmp / "model")
 
 
-def generate(tmp: Path, model_dir: Path, max_new_tokens: int, **env: str) -> tuple[list[str], str]:
-    """Greedy texts of SCRIPT's prompts from `sglang.Engine` under `prism run --export jsonl:tmp/records.jsonl`;
-    and the run's stderr."""
-    prism = [str(Path(sys.executable).parent / "prism"), "run", "--export", f"jsonl:{tmp / 'records.jsonl'}", "--"]
-    command = [*prism, sys.executable, "-c", SCRIPT, str(model_dir), str(max_new_tokens)]
-    done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=900)
+def generate(
+    tmp: Path, model_dir: Path, max_new_tokens: int, via: Literal["run", "enable", "none"] = "run", **env: str
+) -> tuple[list[str], str]:
+    """Greedy texts of SCRIPT's prompts from `sglang.Engine`, and the run's stderr. `via="run"`: under `prism run
+    --export jsonl:tmp/records.jsonl`; `"enable"`: the same command unchanged, with PRISM_ENABLE=1 and the hook
+    `prism hook install` writes (in a site folder under `tmp`); `"none"`: without Prism."""
+    records = f"jsonl:{tmp / 'records.jsonl'}"
+    command = [sys.executable, "-c", SCRIPT, str(model_dir), str(max_new_tokens)]
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PRISM_")}
+    if via == "run":
+        command = [str(Path(sys.executable).parent / "prism"), "run", "--export", records, "--", *command]
+    elif via == "enable":
+        base |= {**hooked_pythonpath(tmp / "hook"), "PRISM_ENABLE": "1", "PRISM_EXPORT": records}
+    done = subprocess.run(command, env={**base, **env}, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return list(json.loads(done.stdout.strip().splitlines()[-1])), done.stderr

@@ -103,3 +103,17 @@ def test_real_sglang_engine_under_prism_run(tmp_path: Path) -> None:
     assert {"schedule", "forward", "postprocess"} <= set().union(*(b.stages for b in batches))
     assert all(b.engine == "sglang" and sum(s.wall_ns for s in b.stages.values()) <= b.duration_ns for b in batches)
     assert sorted(r.output_tokens for r in requests) == [NEW_TOKENS] * 4
+
+
+@pytest.mark.gpu
+def test_real_sglang_engine_with_prism_enable(tmp_path: Path) -> None:
+    """The README's SGLang path: the unchanged command with PRISM_ENABLE=1 and the start-up hook. The scheduler,
+    a spawned process, instruments itself; the greedy texts equal those of a run without Prism."""
+    model_dir = model(tmp_path)
+    plain, _ = generate(tmp_path, model_dir, NEW_TOKENS, via="none")
+    assert not (tmp_path / "records.jsonl").exists()
+    texts, stderr = generate(tmp_path, model_dir, NEW_TOKENS, via="enable")
+    assert texts == plain and "prism:" not in stderr
+    got = read_jsonl(tmp_path / "records.jsonl")
+    assert any(isinstance(r, BatchRecord) and r.engine == "sglang" for r in got)
+    assert sorted(r.output_tokens for r in got if isinstance(r, RequestRecord)) == [NEW_TOKENS] * 4
