@@ -154,6 +154,7 @@ class SchedulerNoise:
         check_intensity(intensity)
         if self.active:
             raise RuntimeError(f"{self.name} is already running")
+        onset = time.time_ns()
         if self.mode == "affinity":
             cpus = sorted(os.sched_getaffinity(self.pid))
             keep = cpus[: max(1, round((1 - intensity) * len(cpus)))]
@@ -165,7 +166,7 @@ class SchedulerNoise:
             cmd = [sys.executable, "-c", "while True: pass"]
             self._procs = [subprocess.Popen(cmd, stdin=subprocess.DEVNULL) for _ in range(n)]
             self.params = {"mode": self.mode, "processes": n}
-        return time.time_ns()
+        return onset
 
     def stop(self) -> int:
         if self._saved is not None:

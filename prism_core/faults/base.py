@@ -25,7 +25,9 @@ class FaultInjector(Protocol):
     description: str
 
     def start(self, intensity: float) -> int:
-        """Begin the fault at `intensity` in (0, 1]; returns time.time_ns() of onset."""
+        """Begin the fault at `intensity` in (0, 1]; returns time.time_ns() of onset, read before any of the fault's
+        own set-up (threads, processes, allocations), which can already disturb the engine: the labelled interval
+        must cover everything the fault did."""
         ...
 
     def stop(self) -> int:

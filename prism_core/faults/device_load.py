@@ -72,6 +72,7 @@ class TorchLoad:
         check_intensity(intensity, self.name)
         if self._thread is not None:
             raise RuntimeError(f"{self.name} is already running; stop it first")
+        onset = time.time_ns()
         burst, wait, stream = self._prepare()  # allocation errors surface here, in the caller's thread
         self._stop.clear()
         self.bursts = 0
@@ -80,7 +81,7 @@ class TorchLoad:
             target=self._loop, args=(burst, wait, stream, intensity), name=f"prism-{self.name}", daemon=True
         )
         self._thread.start()
-        return time.time_ns()
+        return onset
 
     def stop(self) -> int:
         if self._thread is not None:

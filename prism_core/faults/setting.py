@@ -48,6 +48,7 @@ class SettingFault(ABC):
             if self._active:
                 raise RuntimeError(f"{self.name} is already running; stop it first")
             atexit.register(self._restore_at_exit)
+            onset = time.time_ns()
             try:
                 self._apply(intensity)
             except BaseException:
@@ -59,7 +60,7 @@ class SettingFault(ABC):
                     atexit.unregister(self._restore_at_exit)
                 raise
             self._active = True
-            return time.time_ns()
+            return onset
 
     def stop(self) -> int:
         with self._lock:

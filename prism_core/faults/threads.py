@@ -41,6 +41,7 @@ class ThreadFault:
         check_intensity(intensity)
         if self._threads:
             raise RuntimeError(f"{self.name} is already running")
+        onset = time.time_ns()
         self._stop.clear()
         self.prepare(intensity)
         self._threads = [
@@ -49,7 +50,7 @@ class ThreadFault:
         ]
         for t in self._threads:
             t.start()
-        return time.time_ns()
+        return onset
 
     def stop(self) -> int:
         self._stop.set()

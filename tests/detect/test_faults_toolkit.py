@@ -52,6 +52,20 @@ def test_busy_processes_run_and_are_reaped() -> None:
     assert all(p.poll() is not None for p in procs)
 
 
+def test_onset_is_read_before_the_fault_sets_itself_up() -> None:
+    """Building a GC storm's object graph already stalls the engine: the labelled interval must include it."""
+
+    class Timed(GcStorm):
+        def prepare(self, intensity: float) -> None:
+            self.prepared_ns = time.time_ns()
+            super().prepare(intensity)
+
+    fault = Timed()
+    onset = fault.start(0.1)
+    end = fault.stop()
+    assert onset <= fault.prepared_ns < end
+
+
 def test_gc_storm_restores_thresholds() -> None:
     before = gc.get_threshold()
     fault = GcStorm()
