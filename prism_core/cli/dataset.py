@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -36,6 +37,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="tiny",
         help="engine model, as `prism demo --model` (default tiny)",
     )
+    mk.add_argument(
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="the engine's torch intra-op threads (default: every usable CPU, as a server runs)",
+    )
     mk.add_argument("--json", action="store_true", help="print the summary as JSON")
     mk.set_defaults(func=cmd_make)
 
@@ -47,6 +54,8 @@ def cmd_make(args: argparse.Namespace) -> int:
     for name in ("lead", "fault_s", "gap", "tail", "rate"):
         if getattr(args, name) < 0 or (name in ("fault_s", "rate") and getattr(args, name) == 0):
             raise UsageError(f"--{name.replace('_', '-')} must be positive")
+    if args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
     try:
         levels = [float(x) for x in args.intensities.split(",") if x.strip()]
     except ValueError:
@@ -57,7 +66,9 @@ def cmd_make(args: argparse.Namespace) -> int:
         console.print(f"prism dataset make: {len(faults)} faults, about {plan.total_s:.0f} s of replay")
     # SIGTERM ends the run through SystemExit, so the running fault is stopped and the temporary folder removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    meta = make_dataset(args.trace, args.out, plan, requests_per_s=args.rate, model_choice=args.model)
+    meta = make_dataset(
+        args.trace, args.out, plan, requests_per_s=args.rate, model_choice=args.model, threads=args.threads
+    )
     if args.json:
         print_json(meta)
     else:

@@ -162,8 +162,11 @@ def make_dataset(
     output_divisor: int = 1,
     max_gap_s: float = 1.0,
     model_choice: str = "tiny",
+    threads: int = 1,
 ) -> dict[str, Any]:
-    """Replay `trace` for `plan.total_s` seconds under the fault plan; write the set to `out` (atomically)."""
+    """Replay `trace` for `plan.total_s` seconds under the fault plan; write the set to `out` (atomically). The
+    engine runs `threads` intra-op threads. With every CPU busy, as a server runs, a fault that takes any CPU time
+    slows it; with one thread on a 2-core machine the faults that leave a core free barely did (BENCHMARKS.md)."""
     from prism_core.capture.session import CaptureSession
     from prism_core.demo.engine import load_model, serve
     from prism_core.demo.replay import load_trace
@@ -189,8 +192,7 @@ def make_dataset(
     model, model_name = load_model(model_choice)
     import torch
 
-    # One intra-op thread: on a small shared machine a second one mostly adds scheduling noise to every batch.
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         timeline = FaultTimeline(work / "faults.jsonl")
@@ -215,6 +217,7 @@ def make_dataset(
         meta = {
             "trace": str(trace),
             "model": model_name,
+            "threads": threads,
             "requests_replayed": len(replay),
             "scaling": {
                 "length_divisor": length_divisor,

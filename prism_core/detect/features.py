@@ -6,6 +6,9 @@
 - `batch_size` carries the per-sequence fixed costs (sampling, scheduling, launch), `kv_len` the per-step cost
   of one sequence's attention.
 
+The same terms, linear with non-negative coefficients (`base_terms`), give the model a physical base that
+extrapolates: trees alone predict an unseen batch size as the largest one they saw (docs/detect.md, "Base").
+
 Maximum lengths and separate input/output lengths are deliberately left out: on whole-job hold-outs they let
 the trees memorise job identities (see docs/detect.md, "Features").
 """
@@ -55,3 +58,12 @@ def record_features(r: BatchRecord) -> npt.NDArray[np.float64]:
         ),
         dtype=np.float64,
     )
+
+
+def base_terms(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Terms of the linear base from a feature matrix: a fixed cost per decode and per prefill step, then
+    batch_size, decode_kv, prefill_tokens and prefill_attn."""
+    mode = x[:, 5]
+    decodes = (mode == DECODE) | (mode == MIXED)
+    prefills = (mode == PREFILL) | (mode == MIXED)
+    return np.column_stack([decodes, prefills, x[:, 0], x[:, 2], x[:, 3], x[:, 4]]).astype(np.float64)

@@ -1,7 +1,9 @@
 """The workload-conditioned latency model: fit (LightGBM), calibrate the control chart, save and load.
 
 The model predicts log(duration in us): batch latencies span three orders of magnitude, and a log target makes
-the trees minimise relative error, which is what the control chart measures (docs/detect.md, "Target").
+the trees minimise relative error, which is what the control chart measures (docs/detect.md, "Target"). The trees
+fit what a linear base of physical terms leaves (docs/detect.md, "Base"): the base carries batches larger than
+any seen in training, where trees alone would predict the largest seen.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from prism_core.detect.features import FEATURE_NAMES, FEATURE_SPEC, record_features, table_features
+from prism_core.detect.features import FEATURE_NAMES, FEATURE_SPEC, base_terms, record_features, table_features
 from prism_core.detect.table import WorkloadTable
 from prism_core.detect.trees import TreeEnsemble
 from prism_core.errors import UsageError
 from prism_core.models import BatchRecord, Frozen
 
 FILE_FORMAT = "prism.latency_model"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the linear base
 MIN_DURATION_US = 100.0  # shorter "iterations" are bookkeeping, not batches (LatencyPrism drops them too)
 IQR_MULTIPLIER = 3.0
 MAX_WINDOW = 100  # window statistics are stored for W = 1..MAX_WINDOW
@@ -69,6 +71,7 @@ class ModelFile(Frozen):
     feature_spec: str
     feature_names: list[str]
     target: str
+    base: list[float]
     trees: dict[str, Any]
     calibration: Calibration
     training: TrainingInfo
@@ -108,6 +111,27 @@ def rolling_mean(e: Floats, groups: npt.NDArray[np.str_], w: int) -> Floats:
     return out
 
 
+def _fit_base(x: Floats, y: Floats) -> Floats:
+    """Non-negative coefficients of `base_terms` minimising squared relative error (each row weighted 1/y)."""
+    try:
+        from scipy.optimize import nnls  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise UsageError(f"fitting needs SciPy: pip install 'prism-xpu[detect]' ({exc})") from None
+    coef, _ = nnls(base_terms(x) / y[:, None], np.ones(len(y)))
+    return np.asarray(coef, dtype=np.float64)
+
+
+def _log_base(x: Floats, coef: Floats) -> Floats:
+    """log of the base prediction; floored at 1 us so a row with no term set (all-zero coefficients) adds 0."""
+    return np.log(np.maximum(base_terms(x) @ coef, 1.0))
+
+
+def _fit(x: Floats, y: Floats, params: dict[str, Any], seed: int) -> tuple[Floats, TreeEnsemble]:
+    """The base, then trees on the log of what it leaves."""
+    coef = _fit_base(x, y)
+    return coef, _fit_trees(x, np.log(y) - _log_base(x, coef), params, seed)
+
+
 def _fit_trees(x: Floats, y_log: Floats, params: dict[str, Any], seed: int) -> TreeEnsemble:
     try:
         import lightgbm
@@ -135,6 +159,7 @@ def _folds(t: WorkloadTable, k: int, seed: int) -> tuple[str, npt.NDArray[np.int
 class LatencyModel:
     """Predicts a batch's duration from its workload; carries the calibration of its control chart."""
 
+    base: Floats
     trees: TreeEnsemble
     calibration: Calibration
     training: TrainingInfo
@@ -150,26 +175,29 @@ class LatencyModel:
             raise UsageError(f"{t.source or 'the records'}: {int(keep.sum())} usable rows, need at least {MIN_ROWS}")
         clean = t.take(keep)
         x, y = table_features(clean), clean.duration_us
-        trees = _fit_trees(x, np.log(y), p, seed)
+        base, trees = _fit(x, y, p, seed)
         calibration = Calibration(split="none", folds=0, point=(0.0, 0.0), window={})
         if calibrate:
             split, fold = _folds(clean, CALIBRATION_FOLDS, seed)
             oof = np.empty(len(clean))
             for k in range(CALIBRATION_FOLDS):
                 test = fold == k
-                oof[test] = _fit_trees(x[~test], np.log(y[~test]), p, seed).predict(x[test])
+                coef, fold_trees = _fit(x[~test], y[~test], p, seed)
+                oof[test] = fold_trees.predict(x[test]) + _log_base(x[test], coef)
             calibration = calibrate_errors(positive_error(y, np.exp(oof)), clean.group, split, CALIBRATION_FOLDS)
         info = TrainingInfo(
             rows=len(clean), dropped=int((~keep).sum()), source=t.source, created_ns=time.time_ns(), params=p
         )
-        return cls(trees, calibration, info)
+        return cls(base, trees, calibration, info)
 
     def predict_us(self, t: WorkloadTable) -> Floats:
-        return np.exp(self.trees.predict(table_features(t)))
+        x = table_features(t)
+        return np.exp(self.trees.predict(x) + _log_base(x, self.base))
 
     def predict_record_us(self, r: BatchRecord) -> float:
         """The online path: one record, no table."""
-        return float(np.exp(self.trees.predict_one(record_features(r))))
+        x = record_features(r)
+        return float(np.exp(self.trees.predict_one(x)) * max(float(base_terms(x[None, :])[0] @ self.base), 1.0))
 
     def window_stats(self, w: int) -> tuple[float, float]:
         if w == 1:
@@ -187,7 +215,8 @@ class LatencyModel:
             schema_version=SCHEMA_VERSION,
             feature_spec=FEATURE_SPEC,
             feature_names=list(FEATURE_NAMES),
-            target="log_duration_us",
+            target="log_duration_us_over_base",
+            base=self.base.tolist(),
             trees=self.trees.to_dict(),
             calibration=self.calibration,
             training=self.training,
@@ -220,8 +249,10 @@ class LatencyModel:
             raise UsageError(f"{p}: bad model file ({'.'.join(map(str, first['loc']))}: {first['msg']})") from None
         if f.feature_names != list(FEATURE_NAMES):
             raise UsageError(f"{p}: feature names {f.feature_names} differ from this Prism's {list(FEATURE_NAMES)}")
+        if len(f.base) != base_terms(np.zeros((1, len(FEATURE_NAMES)))).shape[1]:
+            raise UsageError(f"{p}: the linear base has {len(f.base)} coefficients, this Prism's has a different count")
         trees = TreeEnsemble.from_dict(f.trees, str(p))
-        return cls(trees, f.calibration, f.training)
+        return cls(np.asarray(f.base, dtype=np.float64), trees, f.calibration, f.training)
 
 
 def calibrate_errors(e: Floats, groups: npt.NDArray[np.str_], split: str, folds: int) -> Calibration:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from prism_core.detect.bench import synthetic_decode_table
+from prism_core.detect.bench import decode_record, synthetic_decode_table
 from prism_core.detect.features import table_features
 from prism_core.detect.model import DEFAULT_PARAMS, LatencyModel
 from prism_core.detect.table import DECODE, PREFILL, read_table
@@ -77,3 +77,16 @@ def test_calibrated_threshold_sits_above_normal_errors() -> None:
     mu, sigma = m.window_stats(10)
     assert 0 <= mu < 0.05 and sigma > 0  # 2% noise: small positive errors, some spread
     assert m.window_stats(1) == m.calibration.point
+
+
+def test_the_linear_base_carries_batches_larger_than_any_seen() -> None:
+    """After a stall, a backlog makes batches larger than any in training; trees alone would predict them as the
+    largest seen (here 40% short), so the chart would flag normal traffic."""
+    t = synthetic_decode_table(4000)
+    small = t.batch_size <= 64
+    m = LatencyModel.fit(t.take(small), calibrate=False)
+    large = t.take(t.batch_size >= 200)
+    error = np.abs(m.predict_us(large) / large.duration_us - 1)
+    assert np.median(error) < 0.05
+    one = decode_record(int(large.batch_size[0]), float(large.avg_input[0] + large.avg_output[0]), 1.0)
+    assert m.predict_record_us(one) == pytest.approx(m.predict_us(large)[0], rel=1e-9)  # the online path agrees
