@@ -124,7 +124,7 @@ def _alerts(model: LatencyModel, fit_s: float, rows: int, score_ns: np.ndarray[A
     for i in range(ALERT_ROUNDS):
         # Alternate normal and 3x-slow batches so every slow one is a fresh excursion and raises an alert.
         b, k = int(rng.integers(1, 257)), float(rng.uniform(64, 4096))
-        normal = float(np.exp(model.trees.predict_one(_features(b, k))))
+        normal = model.predict_record_us(decode_record(b, k, 1.0))
         for slow in (False, True):
             rec = decode_record(b, k, normal * (3.0 if slow else 1.0), i)
             a = time.perf_counter_ns()
@@ -150,9 +150,3 @@ def _alerts(model: LatencyModel, fit_s: float, rows: int, score_ns: np.ndarray[A
         "webhook_delivered": webhook.stats.sent,
         "webhook_drained": delivered,
     }
-
-
-def _features(batch: int, kv: float) -> np.ndarray[Any, np.dtype[np.float64]]:
-    from prism_core.detect.features import record_features
-
-    return record_features(decode_record(batch, kv, 1.0))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 import numpy as np
 
 from prism_core.detect import ChartConfig, Detector, DetectorConfig, FunctionSink, LatencyModel
@@ -79,3 +82,14 @@ def test_an_excursion_longer_than_its_escalation_window_alerts_again() -> None:
     alerts = [a for r in _stream(80, slow_from=10, factor=3.0) if (a := det.update(r)) is not None]
     # 70 slow batches: the first alert, then one after each further 21 batches still over threshold.
     assert [a.batch_start_ns // 1_000_000 for a in alerts] == [10, 31, 52, 73]
+
+
+def test_bench_detect_prints_its_figures(prism_cmd: list[str]) -> None:
+    """`prism bench detect` (BENCHMARKS.md): every slow batch alerts and reaches every sink, the webhook included."""
+    run = subprocess.run(
+        [*prism_cmd, "bench", "detect", "--rows", "1000", "--json"], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    figures = json.loads(run.stdout)
+    assert figures["alerts"] == figures["webhook_delivered"] == 2000 and figures["webhook_drained"]
+    assert figures["score_us_p50"] > 0 and figures["alert_latency_ms_p99"] > 0
