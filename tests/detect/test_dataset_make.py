@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 from pathlib import Path
 from statistics import median
@@ -64,6 +65,7 @@ def test_make_labels_the_fault_window(tmp_path: Path, prism_cmd: list[str], trac
     assert event["name"] == "cpu.stage_delay" and event["params"]["delay_s"] == "0.03"
     lines = [json.loads(line) for line in (out / "batches.jsonl").read_text().splitlines()]
     assert len(lines) == meta["batches"] and sum(x["label"] for x in lines) == meta["abnormal"] > 0
+    assert meta["threads"] == len(os.sched_getaffinity(0))  # every usable CPU, as a server runs
     for x in lines:
         overlaps = x["start_ns"] < event["end_ns"] and event["onset_ns"] < x["start_ns"] + x["duration_ns"]
         assert x["label"] == int(overlaps)
@@ -102,6 +104,7 @@ def test_make_refuses_a_used_folder_and_unknown_faults(tmp_path: Path, prism_cmd
         (["--faults", "cpu.stage_delay", "--out", str(used)], "not an empty folder"),
         (["--faults", "cpu.nope", "--out", str(tmp_path / "new")], "unknown fault 'cpu.nope'"),
         (["--faults", "cpu.stage_delay:2", "--out", str(tmp_path / "new")], "intensity must be in (0, 1]"),
+        (["--faults", "cpu.stage_delay", "--threads", "0", "--out", str(tmp_path / "new")], "--threads must be"),
     ):
         r = subprocess.run([*base, *extra], capture_output=True, text=True)
         assert r.returncode == 2 and expected in r.stderr, r.stderr
