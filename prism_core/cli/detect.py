@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev.add_argument("--k", type=float, default=3.0, help="threshold = min(mu + k sigma, theta_max); default 3")
     ev.add_argument("--theta-max", type=float, default=0.5, help="cap on the learnt threshold (default 0.5)")
     ev.add_argument("--theta-min", type=float, default=0.15, help="floor under the learnt threshold (default 0.15)")
+    ev.add_argument(
+        "--run", type=int, default=1, help="alarm after this many batches in a row over the threshold (default 1)"
+    )
     ev.add_argument("--modes", default="decode", help="forward modes to monitor, comma-separated (default decode)")
     ev.add_argument("--faults", metavar="FILE", help="the set's fault timeline (faults.jsonl): adds by_fault")
     ev.add_argument("--json", action="store_true", help="print JSON")
@@ -81,7 +84,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    chart = chart_config(args.mode, args.window, args.k, args.theta_max, theta_min=args.theta_min)
+    chart = chart_config(args.mode, args.window, args.k, args.theta_max, theta_min=args.theta_min, run=args.run)
     modes = frozenset(m.strip() for m in args.modes.split(",") if m.strip())
     if not modes or not modes <= {"prefill", "decode", "mixed"}:
         raise UsageError(f"--modes must name prefill, decode and/or mixed, got {args.modes!r}")

@@ -24,9 +24,9 @@ EWMA_L = 3.0
 RAW_WARMUP = 30  # rows before the raw-latency charts may alarm: their mean and deviation need a few points
 
 
-def chart_alarms(errors: Floats, w: int, threshold: float) -> Alarms:
-    """Stream errors through a control chart; True where it is over threshold."""
-    chart = ControlChart(w, threshold)
+def chart_alarms(errors: Floats, w: int, threshold: float, run: int = 1) -> Alarms:
+    """Stream errors through a control chart; True where it alarms."""
+    chart = ControlChart(w, threshold, run)
     return np.array([chart.update(float(e))[1] for e in errors], dtype=bool)
 
 

@@ -25,6 +25,10 @@ class ChartConfig(Frozen):
     # threshold; with it, `prism run --detect` on the tiny engine alerted on the fault instead of on noise.
     theta_min: float = Field(0.15, ge=0)
     fixed_threshold: float | None = Field(None, gt=0, description="a set threshold instead of the learnt one")
+    # A run rule: alarm only once the statistic has been over the threshold for `run` batches in a row. With every
+    # core busy, 1.2% of a bare forward pass's repeats take over 1.5x the median on this 2-core VM (docs/detect.md);
+    # such lone spikes pass, a fault that slows every batch alarms one batch later.
+    run: int = Field(1, ge=1, le=100)
 
     @property
     def w(self) -> int:
@@ -38,7 +42,13 @@ class ChartConfig(Frozen):
 
 
 def chart_config(
-    mode: str, window: int, k: float, theta_max: float, fixed: float | None = None, theta_min: float = 0.15
+    mode: str,
+    window: int,
+    k: float,
+    theta_max: float,
+    fixed: float | None = None,
+    theta_min: float = 0.15,
+    run: int = 1,
 ) -> ChartConfig:
     """Build from CLI values, turning a bad value into a one-line UsageError."""
     if mode not in ("point", "window"):
@@ -49,19 +59,26 @@ def chart_config(
         raise UsageError("--k, --theta-max and a fixed threshold must be positive")
     if not 0 <= theta_min <= theta_max:
         raise UsageError(f"--theta-min must be in [0, --theta-max], got {theta_min}")
-    return ChartConfig(mode=mode, window=window, k=k, theta_max=theta_max, theta_min=theta_min, fixed_threshold=fixed)
+    if not 1 <= run <= 100:
+        raise UsageError(f"--run must be in 1..100, got {run}")
+    return ChartConfig(
+        mode=mode, window=window, k=k, theta_max=theta_max, theta_min=theta_min, fixed_threshold=fixed, run=run
+    )
 
 
 class ControlChart:
-    """Keeps the last W errors; `update` returns the statistic (their mean) and whether it is over threshold."""
+    """Keeps the last W errors; `update` returns the statistic (their mean) and whether it has been over the
+    threshold for the last `run` updates."""
 
-    __slots__ = ("_errors", "_n", "_sum", "threshold", "w")
+    __slots__ = ("_errors", "_n", "_streak", "_sum", "run", "threshold", "w")
 
     RESUM_EVERY = 10_000  # recompute the running sum now and then so float drift cannot build up
 
-    def __init__(self, w: int, threshold: float) -> None:
+    def __init__(self, w: int, threshold: float, run: int = 1) -> None:
         self.w = w
         self.threshold = threshold
+        self.run = run
+        self._streak = 0
         self._errors: deque[float] = deque(maxlen=w)
         self._sum = 0.0
         self._n = 0
@@ -76,8 +93,10 @@ class ControlChart:
         if self._n % self.RESUM_EVERY == 0:
             self._sum = sum(errors)
         stat = self._sum / len(errors)
-        return stat, stat > self.threshold
+        self._streak = self._streak + 1 if stat > self.threshold else 0
+        return stat, self._streak >= self.run
 
     def reset(self) -> None:
         self._errors.clear()
         self._sum = 0.0
+        self._streak = 0

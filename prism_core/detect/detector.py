@@ -129,7 +129,7 @@ class Detector:
             threshold=threshold,
             message=(
                 f"{record.mode} batch of {record.batch_size} took {y / 1e3:.2f} ms, the workload predicts "
-                f"{y_hat / 1e3:.2f} ms ({c.mode} chart, W={c.w})"
+                f"{y_hat / 1e3:.2f} ms ({c.mode} chart, W={c.w}{f', {c.run} batches in a row' if c.run > 1 else ''})"
             ),
         )
         self.alerts += 1
@@ -166,7 +166,7 @@ class Detector:
         c = self.config.chart
         mu, sigma = model.window_stats(c.w)
         self.model = model
-        self.chart = ControlChart(c.w, c.threshold(mu, sigma))
+        self.chart = ControlChart(c.w, c.threshold(mu, sigma), c.run)
         self._ready.set()
 
 

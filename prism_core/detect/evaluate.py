@@ -92,14 +92,14 @@ def evaluate(
     errors = positive_error(y, predicted)
     mu, sigma = model.window_stats(chart.w)
     threshold = chart.threshold(mu, sigma)
-    alarms = baselines.chart_alarms(errors, chart.w, threshold)
+    alarms = baselines.chart_alarms(errors, chart.w, threshold, chart.run)
     result: dict[str, Any] = detection_metrics(label, alarms)
     result.update(
         rows=len(t), rows_scored=int(monitored.sum()), threshold=threshold, chart=chart.model_dump(mode="json")
     )
     result["baselines"] = {
         f"fixed_{round(baselines.FIXED_THRESHOLD * 100)}pct": detection_metrics(
-            label, baselines.chart_alarms(errors, chart.w, baselines.FIXED_THRESHOLD)
+            label, baselines.chart_alarms(errors, chart.w, baselines.FIXED_THRESHOLD, chart.run)
         ),
         "sigma3_raw": detection_metrics(label, baselines.sigma_alarms(y)),
         "ewma_raw": detection_metrics(label, baselines.ewma_alarms(y)),

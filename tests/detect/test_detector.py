@@ -6,9 +6,12 @@ import json
 import subprocess
 
 import numpy as np
+import pytest
 
 from prism_core.detect import ChartConfig, Detector, DetectorConfig, FunctionSink, LatencyModel
 from prism_core.detect.bench import decode_record, synthetic_decode_table
+from prism_core.detect.chart import ControlChart, chart_config
+from prism_core.errors import UsageError
 from prism_core.models import Alert
 
 LAW = (20_000, 40, 0.02)  # the synthetic table's latency law: fixed + per sequence + per KV token
@@ -93,3 +96,11 @@ def test_bench_detect_prints_its_figures(prism_cmd: list[str]) -> None:
     figures = json.loads(run.stdout)
     assert figures["alerts"] == figures["webhook_delivered"] == 2000 and figures["webhook_drained"]
     assert figures["score_us_p50"] > 0 and figures["alert_latency_ms_p99"] > 0
+
+
+def test_a_run_rule_lets_lone_spikes_pass_and_alarms_on_the_second_slow_batch() -> None:
+    chart = ControlChart(1, 0.3, run=2)
+    flags = [chart.update(e)[1] for e in (0.0, 0.9, 0.0, 0.0, 0.9, 0.9, 0.9, 0.0, 0.9)]
+    assert flags == [False, False, False, False, False, True, True, False, False]
+    with pytest.raises(UsageError, match="--run must be in"):
+        chart_config("point", 1, 3.0, 0.5, run=0)
