@@ -33,6 +33,8 @@ ENV_VARS: dict[str, str] = {
     "PRISM_DETECT_ESCALATE": "batches captured into an alert's Chrome trace window and diagnosed after it (default 50)",
     "PRISM_DETECT_DEEP": "batches timed per operator (torch.profiler) after each diagnosed alert; 0 turns it off "
     "(default 3)",
+    "PRISM_DETECT_CHART": "control chart of `prism run --detect`: point|window[,w=W][,k=K][,run=N][,theta_min=X]"
+    "[,theta_max=X] (default window,w=10,k=3)",
     "PRISM_DETECT_OUT": "folder of alert windows (Chrome traces) from `prism run --detect` (default prism-alerts)",
     "PRISM_ENABLE": "1: each vLLM process instruments itself (vllm.general_plugins); exports PRISM_EXPORT, else otlp",
     "PRISM_STAGE_FAULTS": "1: capture puts the stage-delay recorder in front, so cpu.stage_delay works in that process",

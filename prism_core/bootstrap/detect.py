@@ -16,6 +16,7 @@ from prism_core.errors import UsageError
 
 if TYPE_CHECKING:
     from prism_core.capture.session import CaptureSession
+    from prism_core.detect.chart import ChartConfig
     from prism_core.detect.online import OnlineDetection
     from prism_core.detect.sinks import AlertSink
     from prism_core.plugins import PluginHost
@@ -27,6 +28,7 @@ ENV_WARMUP = "PRISM_DETECT_WARMUP"
 ENV_ESCALATE = "PRISM_DETECT_ESCALATE"
 ENV_OUT = "PRISM_DETECT_OUT"
 ENV_DEEP = "PRISM_DETECT_DEEP"
+ENV_CHART = "PRISM_DETECT_CHART"
 ENV_STAGE_FAULTS = "PRISM_STAGE_FAULTS"
 
 DEFAULT_OUT = "prism-alerts"
@@ -40,6 +42,7 @@ class DetectSettings:
     escalate: int
     out: Path
     deep: int
+    chart: str
 
     def env(self) -> dict[str, str]:
         """The variables that carry these settings to the `prism run` child."""
@@ -50,6 +53,7 @@ class DetectSettings:
             ENV_ESCALATE: str(self.escalate),
             ENV_OUT: str(self.out),
             ENV_DEEP: str(self.deep),
+            ENV_CHART: self.chart,
         }
         if self.model is not None:
             env[ENV_MODEL] = str(self.model)
@@ -68,6 +72,39 @@ def _int(name: str, raw: str | None, default: int, low: int) -> int:
     return value
 
 
+def parse_chart(raw: str) -> ChartConfig:
+    """`point|window[,w=W][,k=K][,run=N][,theta_min=X][,theta_max=X]`; empty gives LatencyPrism's window chart."""
+    from prism_core.detect.chart import ChartConfig, chart_config
+
+    d = ChartConfig()
+    if not raw.strip():
+        return d
+    mode, *items = (part.strip() for part in raw.split(","))
+    values: dict[str, float] = {
+        "w": d.window,
+        "k": d.k,
+        "run": d.run,
+        "theta_min": d.theta_min,
+        "theta_max": d.theta_max,
+    }
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in values:
+            raise UsageError(f"{ENV_CHART}={raw!r}: {item!r} is not one of {', '.join(k + '=' for k in values)}")
+        try:
+            values[key] = int(value) if key in ("w", "run") else float(value)
+        except ValueError:
+            raise UsageError(f"{ENV_CHART}={raw!r}: {key} must be a number, got {value!r}") from None
+    return chart_config(
+        mode,
+        int(values["w"]),
+        values["k"],
+        values["theta_max"],
+        theta_min=values["theta_min"],
+        run=int(values["run"]),
+    )
+
+
 def detect_settings(env: Mapping[str, str], plugin_host: PluginHost) -> DetectSettings:
     """Parse and check: the model file loads, every sink name is known (or `webhook:URL`)."""
     from prism_core.capture.deep import DEFAULT_DEEP_BATCHES
@@ -83,6 +120,8 @@ def detect_settings(env: Mapping[str, str], plugin_host: PluginHost) -> DetectSe
     for name in sinks:
         if name not in known and not name.startswith(("webhook:", "webhook+")):
             raise UsageError(f"unknown alert sink {name!r}: known {', '.join(sorted(known))} or webhook:URL")
+    chart = env.get(ENV_CHART, "").strip()
+    parse_chart(chart)
     return DetectSettings(
         model=model,
         sinks=sinks,
@@ -90,6 +129,7 @@ def detect_settings(env: Mapping[str, str], plugin_host: PluginHost) -> DetectSe
         escalate=_int(ENV_ESCALATE, env.get(ENV_ESCALATE), DEFAULT_ESCALATE_BATCHES, 2),
         out=Path(env.get(ENV_OUT, "").strip() or DEFAULT_OUT),
         deep=_int(ENV_DEEP, env.get(ENV_DEEP), DEFAULT_DEEP_BATCHES, 0),
+        chart=chart,
     )
 
 
@@ -102,7 +142,6 @@ def build_sinks(names: tuple[str, ...], plugin_host: PluginHost) -> list[AlertSi
 
 def attach_from_env(session: CaptureSession, env: Mapping[str, str] | None = None) -> OnlineDetection | None:
     """Start online detection on `session` when PRISM_DETECT is on; None when it is off."""
-    from prism_core.detect.chart import ChartConfig
     from prism_core.detect.detector import DetectorConfig
     from prism_core.detect.model import LatencyModel
     from prism_core.detect.online import OnlineDetection
@@ -112,7 +151,7 @@ def attach_from_env(session: CaptureSession, env: Mapping[str, str] | None = Non
     if not flag(ENV_DETECT, e.get(ENV_DETECT)):
         return None
     s = detect_settings(e, session.host)
-    config = DetectorConfig(chart=ChartConfig(), warmup_batches=s.warmup, escalate_batches=s.escalate)
+    config = DetectorConfig(chart=parse_chart(s.chart), warmup_batches=s.warmup, escalate_batches=s.escalate)
     return OnlineDetection(
         session.collector,
         model=LatencyModel.load(s.model) if s.model is not None else None,

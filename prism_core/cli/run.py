@@ -40,6 +40,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--alerts-out", metavar="DIR", help="with --detect: folder of alert windows (prism-alerts)")
     p.add_argument(
+        "--chart",
+        metavar="SPEC",
+        help="with --detect: point|window[,w=W][,k=K][,run=N][,theta_min=X][,theta_max=X] (default window,w=10,k=3)",
+    )
+    p.add_argument(
         "--stage-faults", action="store_true", help="let cpu.stage_delay act inside the program (testing only)"
     )
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the program and its arguments")
@@ -77,6 +82,7 @@ def unreachable(spec: ExportSpec) -> str | None:
 def detect_env(args: argparse.Namespace) -> dict[str, str]:
     """PRISM_DETECT* variables for the child, checked here (a bad model or sink fails before the program runs)."""
     from prism_core.bootstrap.detect import (
+        ENV_CHART,
         ENV_DEEP,
         ENV_ESCALATE,
         ENV_MODEL,
@@ -89,8 +95,11 @@ def detect_env(args: argparse.Namespace) -> dict[str, str]:
 
     env = {ENV_STAGE_FAULTS: "1"} if args.stage_faults else {}
     if not args.detect:
-        if args.model or args.alert_sink or args.warmup or args.escalate or args.alerts_out or args.deep is not None:
-            raise UsageError("--model, --alert-sink, --warmup, --escalate, --deep and --alerts-out need --detect")
+        given_any = args.model or args.alert_sink or args.warmup or args.escalate or args.alerts_out or args.chart
+        if given_any or args.deep is not None:
+            raise UsageError(
+                "--model, --alert-sink, --warmup, --escalate, --deep, --chart and --alerts-out need --detect"
+            )
         return env
     given = {
         ENV_MODEL: args.model,
@@ -99,6 +108,7 @@ def detect_env(args: argparse.Namespace) -> dict[str, str]:
         ENV_ESCALATE: None if args.escalate is None else str(args.escalate),
         ENV_OUT: args.alerts_out,
         ENV_DEEP: None if args.deep is None else str(args.deep),
+        ENV_CHART: args.chart,
     }
     settings = detect_settings({k: v for k, v in given.items() if v is not None}, host())
     return {**env, **settings.env()}

@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from prism_core.bootstrap.detect import parse_chart
+from prism_core.detect.chart import ChartConfig
+from prism_core.errors import UsageError
+
 pytest.importorskip("transformers")
 pytest.importorskip("lightgbm")
 
@@ -77,8 +81,20 @@ def test_detect_flags_are_checked_before_the_program_runs(tmp_path: Path, prism_
         (["--detect", "--warmup", "3"], "at least 10"),
         (["--detect", "--deep", "-1"], "PRISM_DETECT_DEEP='-1': must be at least 0"),
         (["--deep", "5"], "need --detect"),
+        (["--chart", "point"], "need --detect"),
+        (["--detect", "--chart", "point,run=0"], "--run must be in 1..100"),
+        (["--detect", "--chart", "point,z=1"], "'z=1' is not one of w=, k=, run="),
+        (["--detect", "--chart", "spiral"], "chart mode must be point or window"),
     ):
         r = subprocess.run([*prism_cmd, "run", *flags, "--", *program], capture_output=True, text=True)
         assert r.returncode == 2 and expected in r.stderr, (flags, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1
     assert not marker.exists()
+
+
+def test_chart_spec_of_prism_run_detect() -> None:
+    assert parse_chart("") == ChartConfig()
+    assert parse_chart("point,k=3,run=2") == ChartConfig(mode="point", k=3.0, run=2)
+    assert parse_chart(" window , w=5, theta_min=0.1") == ChartConfig(mode="window", window=5, theta_min=0.1)
+    with pytest.raises(UsageError, match="k must be a number"):
+        parse_chart("point,k=high")
