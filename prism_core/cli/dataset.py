@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from pathlib import Path
@@ -40,7 +39,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     mk.add_argument(
         "--threads",
         type=int,
-        default=len(os.sched_getaffinity(0)),
         help="the engine's torch intra-op threads (default: every usable CPU, as a server runs)",
     )
     mk.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -54,7 +52,7 @@ def cmd_make(args: argparse.Namespace) -> int:
     for name in ("lead", "fault_s", "gap", "tail", "rate"):
         if getattr(args, name) < 0 or (name in ("fault_s", "rate") and getattr(args, name) == 0):
             raise UsageError(f"--{name.replace('_', '-')} must be positive")
-    if args.threads < 1:
+    if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {args.threads}")
     try:
         levels = [float(x) for x in args.intensities.split(",") if x.strip()]

@@ -162,11 +162,12 @@ def make_dataset(
     output_divisor: int = 1,
     max_gap_s: float = 1.0,
     model_choice: str = "tiny",
-    threads: int = 1,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Replay `trace` for `plan.total_s` seconds under the fault plan; write the set to `out` (atomically). The
-    engine runs `threads` intra-op threads. With every CPU busy, as a server runs, a fault that takes any CPU time
-    slows it; with one thread on a 2-core machine the faults that leave a core free barely did (BENCHMARKS.md)."""
+    engine runs `threads` intra-op threads, by default one per usable CPU. With every CPU busy, as a server runs, a
+    fault that takes any CPU time slows it; with one thread on a 2-core machine the faults that leave a core free
+    barely did (BENCHMARKS.md)."""
     from prism_core.capture.session import CaptureSession
     from prism_core.demo.engine import load_model, serve
     from prism_core.demo.replay import load_trace
@@ -192,6 +193,8 @@ def make_dataset(
     model, model_name = load_model(model_choice)
     import torch
 
+    if threads is None:
+        threads = len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
