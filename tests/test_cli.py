@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
 import pytest
 
+from prism_core.testing.enable import environ_without_prism
+
 
 def run(cmd: list[str], *args: str, autoload: bool = False, **env: str) -> subprocess.CompletedProcess[str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("PRISM_")}
+    e = environ_without_prism()
     if not autoload:
         e["PRISM_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     e.update(env)

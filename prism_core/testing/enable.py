@@ -1,4 +1,5 @@
-"""PRISM_ENABLE as a user gets it from `prism hook install`, without changing the environment running the tests."""
+"""Environments for the child processes of tests: none of this process's Prism settings, or PRISM_ENABLE as a user
+gets it from `prism hook install` without changing the environment running the tests."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ import os
 from pathlib import Path
 
 from prism_core.bootstrap.enable import install
+
+
+def environ_without_prism() -> dict[str, str]:
+    """This process's environment less every PRISM_* variable: a child starts as if Prism were never configured."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PRISM_")}
 
 
 def hooked_pythonpath(folder: Path) -> dict[str, str]:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from prism_core.bootstrap.remote import script
+from prism_core.testing.enable import environ_without_prism
 
 pytest.importorskip("transformers")
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,7 +110,7 @@ def test_remote_exec_into_a_python_314_process(tmp_path: Path) -> None:
     install = [*pip, "install", "--target", str(site), "--python-version", version, "--only-binary=:all:", *platforms]
     subprocess.run([*install, *map(str, (tmp_path / "wheel").glob("*.whl"))], check=True, timeout=900)
     loop = "import time\nwhile True:\n    time.sleep(0.01)\n"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRISM_")} | {"PYTHONPATH": str(site)}
+    env = environ_without_prism() | {"PYTHONPATH": str(site)}
     proc = subprocess.Popen([target_python, "-c", loop], env=env)
     try:
         time.sleep(1)

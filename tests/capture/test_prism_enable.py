@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from prism_core.bootstrap.enable import PTH_LINE, PTH_NAME
-from prism_core.testing.enable import hooked_pythonpath
+from prism_core.testing.enable import environ_without_prism, hooked_pythonpath
 
 pytest.importorskip("transformers")
 
@@ -37,7 +37,7 @@ def _child(site: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         "print('prism_core.capture.session' in sys.modules, any(isinstance(f, Hooks) for f in sys.meta_path))\n"
         "sys.exit(code)\n"
     )
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PRISM_")}
+    base = environ_without_prism()
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**base, **env}
     )
@@ -74,7 +74,7 @@ def test_a_spawned_child_instruments_itself(tmp_path: Path) -> None:
     """SGLang's scheduler and vLLM's engine core are spawned, fresh interpreters: each must run the hook itself.
     The child here is the only process that imports transformers, so every record is the child's."""
     jsonl = tmp_path / "r.jsonl"
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PRISM_")}
+    base = environ_without_prism()
     env = {**base, **hooked_pythonpath(tmp_path), "PRISM_ENABLE": "1", "PRISM_EXPORT": f"jsonl:{jsonl}"}
     program = str(Path(PROGRAM).with_name("spawn_tiny.py"))
     run = subprocess.run([sys.executable, program], capture_output=True, text=True, timeout=180, env=env)

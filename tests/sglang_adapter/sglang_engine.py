@@ -8,7 +8,6 @@ The model is a tiny random Llama saved here with an offline tokenizer: GPU machi
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -17,7 +16,7 @@ from typing import Literal
 
 import pytest
 
-from prism_core.testing.enable import hooked_pythonpath
+from prism_core.testing.enable import environ_without_prism, hooked_pythonpath
 from prism_plugins.frameworks.sglang.adapter import installed_version
 
 SCRIPT = textwrap.dedent(
@@ -48,7 +47,7 @@ def generate(
     `prism hook install` writes (in a site folder under `tmp`); `"none"`: without Prism."""
     records = f"jsonl:{tmp / 'records.jsonl'}"
     command = [sys.executable, "-c", SCRIPT, str(model_dir), str(max_new_tokens)]
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PRISM_")}
+    base = environ_without_prism()
     if via == "run":
         command = [str(Path(sys.executable).parent / "prism"), "run", "--export", records, "--", *command]
     elif via == "enable":
