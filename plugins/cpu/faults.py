@@ -1,24 +1,20 @@
 """Real CPU faults: each takes a host resource away from the engine while it runs, and gives it back on stop.
 
-Worker threads do their heavy work in NumPy calls that release the GIL, so they take cores, memory bandwidth
-or memory from the engine rather than just the interpreter lock; scheduler noise uses separate processes.
+Compute, memory bandwidth, memory pressure and scheduler noise are worker processes beside the engine, as a
+co-located job is (prism_core.faults.processes); the GC storm and the stage delay act inside the engine's own
+interpreter, where their resource is.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import math
 import os
-import subprocess
-import sys
 import threading
 import time
-from collections import deque
-
-import numpy as np
 
 from prism_core.faults.base import FaultInjector, check_intensity
+from prism_core.faults.processes import ProcessFault
 from prism_core.faults.stage_delay import clear_stage_delay, set_stage_delay
 from prism_core.faults.threads import ThreadFault
 from prism_plugins.cpu.host import meminfo
@@ -26,76 +22,51 @@ from prism_plugins.cpu.host import meminfo
 MIB = 1 << 20
 
 
-def _usable_cpus() -> int:
-    return len(os.sched_getaffinity(0))
-
-
-def _share(intensity: float, n: int) -> int:
-    return max(1, round(intensity * n))
-
-
-class ComputeSqueeze(ThreadFault):
-    """Runs round(intensity * usable CPUs) threads (at least one) of matrix multiplies until stopped."""
+class ComputeSqueeze(ProcessFault):
+    """Processes of dense matrix math (each on one BLAS thread): every usable CPU busy, plus intensity x CPUs."""
 
     name = "cpu.compute_squeeze"
     resource = "cpu"
-    description = "threads of dense matrix math take cores away from the engine"
+    description = "processes of dense matrix math take cores away from the engine"
+    setup = "import numpy as np\na = np.random.default_rng(0).standard_normal((256, 256), dtype=np.float32)"
 
-    def workers(self, intensity: float) -> int:
-        return _share(intensity, _usable_cpus())
-
-    def work(self, index: int, stop: threading.Event) -> None:
-        a = np.random.default_rng(index).standard_normal((256, 256), dtype=np.float32)
-        while not stop.is_set():
-            a = np.tanh(a @ a)
+    def loop(self, intensity: float) -> str:
+        return "a = np.tanh(a @ a)"
 
 
-class MemoryBandwidthSqueeze(ThreadFault):
-    """Threads streaming copies between buffers far larger than the caches: they saturate DRAM bandwidth."""
+class MemoryBandwidthSqueeze(ProcessFault):
+    """Processes streaming copies between buffers far larger than the caches: they saturate DRAM bandwidth."""
 
     name = "cpu.memory_bandwidth"
     resource = "memory_bandwidth"
-    description = "threads copying 64 MiB buffers back and forth saturate memory bandwidth"
-    buffer_bytes = 64 * MIB
+    description = "processes copying 64 MiB buffers back and forth saturate memory bandwidth"
+    setup = f"import numpy as np\na = np.ones({64 * MIB // 8})\nb = np.empty_like(a)"
 
-    def workers(self, intensity: float) -> int:
-        return _share(intensity, _usable_cpus())
-
-    def work(self, index: int, stop: threading.Event) -> None:
-        a = np.ones(self.buffer_bytes // 8)
-        b = np.empty_like(a)
-        while not stop.is_set():
-            np.copyto(b, a)
-            np.copyto(a, b)
+    def loop(self, intensity: float) -> str:
+        return "np.copyto(b, a)\nnp.copyto(a, b)"
 
 
-class MemoryPressure(ThreadFault):
-    """Holds up to intensity x `max_fraction` of available memory in 64 MiB chunks, and churns it: the oldest
-    chunk is freed and a fresh one written, so the kernel keeps reclaiming and faulting pages in."""
+class MemoryPressure(ProcessFault):
+    """Processes that together hold up to intensity x `max_fraction` of available memory in 64 MiB chunks, and
+    churn it: the oldest chunk is freed and a fresh one written, so the kernel keeps faulting pages in and zeroing
+    them."""
 
     name = "cpu.memory_pressure"
     resource = "memory"
     description = "allocate and churn a share of available memory (page faults, reclaim, cache loss)"
     max_fraction = 0.25
     chunk_bytes = 64 * MIB
+    setup = "import collections\nimport numpy as np\nheld = collections.deque()"
 
-    def prepare(self, intensity: float) -> None:
+    def loop(self, intensity: float) -> str:
         target = int(intensity * self.max_fraction * meminfo()["MemAvailable"])
+        chunks = max(1, target // self.chunk_bytes // self.workers(intensity))
         self.params = {"target_bytes": target}
-        self._chunks: deque[np.ndarray] = deque()  # type: ignore[type-arg]
-
-    def work(self, index: int, stop: threading.Event) -> None:
-        target = int(self.params["target_bytes"])  # type: ignore[call-overload]
-        n = max(1, target // self.chunk_bytes)
-        while not stop.is_set():
-            if len(self._chunks) >= n:
-                self._chunks.popleft()
-            chunk = np.empty(self.chunk_bytes, dtype=np.uint8)
-            chunk.fill(len(self._chunks) & 0xFF)  # touch every page: the memory is really used
-            self._chunks.append(chunk)
-
-    def restore(self) -> None:
-        self._chunks = deque()
+        return (
+            f"if len(held) >= {chunks}:\n    held.popleft()\n"
+            f"chunk = np.empty({self.chunk_bytes}, dtype=np.uint8)\n"
+            "chunk.fill(len(held) & 0xFF)  # touch every page: the memory is really used\nheld.append(chunk)"
+        )
 
 
 class GcStorm(ThreadFault):
@@ -128,10 +99,10 @@ class GcStorm(ThreadFault):
         self._live = []
 
 
-class SchedulerNoise:
-    """Scheduler contention. `mode="processes"` (default): ceil(intensity x 2 x CPUs) busy processes join the run
-    queue. `mode="affinity"`: the target process (`pid`, default this one) is confined to round((1 - intensity)
-    x its CPUs) CPUs, at least one; stop restores its CPU set exactly."""
+class SchedulerNoise(ProcessFault):
+    """Scheduler contention. `mode="processes"` (default): busy interpreter loops join the run queue (every usable
+    CPU busy, plus intensity x CPUs). `mode="affinity"`: the target process (`pid`, default this one) is confined to
+    round((1 - intensity) x its CPUs) CPUs, at least one; stop restores its CPU set exactly."""
 
     name = "cpu.scheduler_noise"
     resource = "cpu_scheduler"
@@ -140,32 +111,31 @@ class SchedulerNoise:
     def __init__(self, mode: str = "processes", pid: int = 0) -> None:
         if mode not in ("processes", "affinity"):
             raise ValueError(f"scheduler noise mode must be processes or affinity, got {mode!r}")
+        super().__init__()
         self.mode = mode
         self.pid = pid
-        self.params: dict[str, object] = {"mode": mode}
-        self._procs: list[subprocess.Popen[bytes]] = []
+        self.params = {"mode": mode}
         self._saved: set[int] | None = None
 
     @property
     def active(self) -> bool:
-        return bool(self._procs) or self._saved is not None
+        return super().active or self._saved is not None
+
+    def loop(self, intensity: float) -> str:
+        return "pass"
 
     def start(self, intensity: float) -> int:
+        if self.mode == "processes":
+            return super().start(intensity)
         check_intensity(intensity)
         if self.active:
             raise RuntimeError(f"{self.name} is already running")
         onset = time.time_ns()
-        if self.mode == "affinity":
-            cpus = sorted(os.sched_getaffinity(self.pid))
-            keep = cpus[: max(1, round((1 - intensity) * len(cpus)))]
-            self._saved = set(cpus)
-            os.sched_setaffinity(self.pid, keep)
-            self.params = {"mode": self.mode, "pid": self.pid or os.getpid(), "cpus": len(keep), "of": len(cpus)}
-        else:
-            n = max(1, math.ceil(intensity * 2 * _usable_cpus()))
-            cmd = [sys.executable, "-c", "while True: pass"]
-            self._procs = [subprocess.Popen(cmd, stdin=subprocess.DEVNULL) for _ in range(n)]
-            self.params = {"mode": self.mode, "processes": n}
+        cpus = sorted(os.sched_getaffinity(self.pid))
+        keep = cpus[: max(1, round((1 - intensity) * len(cpus)))]
+        self._saved = set(cpus)
+        os.sched_setaffinity(self.pid, keep)
+        self.params = {"mode": self.mode, "pid": self.pid or os.getpid(), "cpus": len(keep), "of": len(cpus)}
         return onset
 
     def stop(self) -> int:
@@ -173,12 +143,7 @@ class SchedulerNoise:
             with contextlib.suppress(ProcessLookupError):  # the target exited meanwhile: nothing to restore
                 os.sched_setaffinity(self.pid, self._saved)
             self._saved = None
-        for p in self._procs:
-            p.kill()
-        for p in self._procs:
-            p.wait()
-        self._procs = []
-        return time.time_ns()
+        return super().stop()
 
 
 class StageDelay:

@@ -43,7 +43,7 @@ def test_compute_squeeze_blames_the_compute_stage_and_a_cpu_signal(windows: tupl
     top = result.suspects[0]
     assert top.significant and top.stage_ms_abnormal > top.stage_ms_normal
     # The matrix-multiply stage competes with the squeeze for cores; the sleep stage may also rank (waking up
-    # needs the GIL the squeeze threads keep taking), so the claim is "forward is among the suspects".
+    # needs a core the squeeze's workers keep busy), so the claim is "forward is among the suspects".
     assert "forward" in [s.stage for s in result.suspects]
     assert len({s.stage for s in result.suspects}) == len(result.suspects)
     # Host-wide telemetry on a shared machine: the best-moving resource is usually the run queue, but other

@@ -6,11 +6,13 @@ import gc
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from prism_core.faults.processes import crowd
 from prism_core.faults.runner import run_fault
 from prism_core.faults.stage_delay import DelayingRecorder, clear_stage_delay, stage_delays
 from prism_core.faults.timeline import FaultTimeline, label_at
@@ -47,9 +49,37 @@ def test_busy_processes_run_and_are_reaped() -> None:
     fault = SchedulerNoise()
     fault.start(0.5)
     procs = list(fault._procs)
-    assert procs and all(p.poll() is None for p in procs)
+    # Every usable CPU busy, plus half as many again: a neighbour that leaves a core idle barely touches the engine.
+    assert len(procs) == crowd(0.5, len(os.sched_getaffinity(0))) > len(os.sched_getaffinity(0))
+    assert all(p.poll() is None for p in procs)
     fault.stop()
-    assert all(p.poll() is not None for p in procs)
+    assert all(p.poll() is not None for p in procs) and not fault.active
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")  # exited; a zombie waits only for whoever adopted it to reap it
+
+
+def test_workers_stop_when_the_engine_dies() -> None:
+    """A fault's workers outlive a SIGKILLed engine only until they notice: no busy processes are left behind."""
+    code = (
+        "from prism_plugins.cpu.faults import ComputeSqueeze\n"
+        "f = ComputeSqueeze()\nf.start(0.1)\nprint(*[p.pid for p in f._procs], flush=True)\n"
+        "import time\ntime.sleep(60)"
+    )
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as engine:
+        assert engine.stdout is not None
+        workers = [int(x) for x in engine.stdout.readline().split()]
+        assert workers and not any(_gone(w) for w in workers)
+        engine.kill()
+    deadline = time.monotonic() + 20
+    while not all(_gone(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(_gone(w) for w in workers)
 
 
 def test_onset_is_read_before_the_fault_sets_itself_up() -> None:
@@ -80,12 +110,14 @@ def test_gc_storm_restores_thresholds() -> None:
 def test_memory_pressure_targets_a_share_of_available_memory() -> None:
     fault = MemoryPressure()
     fault.start(0.1)
+    procs = list(fault._procs)
     try:
-        time.sleep(0.2)
         assert int(fault.params["target_bytes"]) > 0  # type: ignore[call-overload]
+        time.sleep(0.5)
+        assert all(p.poll() is None for p in procs)  # holding and churning, not crashed
     finally:
         fault.stop()
-    assert not fault._chunks
+    assert procs and all(p.poll() is not None for p in procs)  # the memory went with them
 
 
 def test_stage_delay_lands_inside_the_stage() -> None:
