@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/fault_efficacy.py [--threads N] [--seconds 2] [--json]
 
 The tiny random Llama's forward pass over a fixed (4 x 16) batch runs back to back on `--threads` torch intra-op
-threads (default: every usable CPU, as a server runs). Each CPU fault the plugins contribute runs at intensities
+threads (default 1, as `prism dataset make` runs it). Each CPU fault the plugins contribute runs at intensities
 0.5 and 1.0; a fault that acts through an engine stage (cpu.stage_delay) is left out, since a bare forward pass has
 none. Prints first how the passes spread with no fault (15 s: the share over 1.5x the median, and the 99th and
 99.9th percentiles over the median: the engine's own noise, which a detector must not flag), then, per fault and
@@ -43,7 +43,7 @@ def passes(model: torch.nn.Module, ids: torch.Tensor, seconds: float) -> list[fl
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seconds", type=float, default=2.0, help="timed seconds during each fault (default 2)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()

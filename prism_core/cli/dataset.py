@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     mk.add_argument(
         "--threads",
         type=int,
-        help="the engine's torch intra-op threads (default: every usable CPU, as a server runs)",
+        help="the engine's torch intra-op threads (default 1: the other cores stay free for the host's own work)",
     )
     mk.add_argument("--json", action="store_true", help="print the summary as JSON")
     mk.set_defaults(func=cmd_make)

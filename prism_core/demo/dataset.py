@@ -165,9 +165,9 @@ def make_dataset(
     threads: int | None = None,
 ) -> dict[str, Any]:
     """Replay `trace` for `plan.total_s` seconds under the fault plan; write the set to `out` (atomically). The
-    engine runs `threads` intra-op threads, by default one per usable CPU. With every CPU busy, as a server runs, a
-    fault that takes any CPU time slows it; with one thread on a 2-core machine the faults that leave a core free
-    barely did (BENCHMARKS.md)."""
+    engine runs `threads` torch intra-op threads, by default one, which leaves the other cores to the host's own work
+    (Prism's collector, the OS), as a GPU server has cores to spare: with every core busy, any wake-up on the machine
+    stalls an engine thread, and 1.2-1.5% of bare forward passes took over 1.5x the median (BENCHMARKS.md)."""
     from prism_core.capture.session import CaptureSession
     from prism_core.demo.engine import load_model, serve
     from prism_core.demo.replay import load_trace
@@ -194,7 +194,7 @@ def make_dataset(
     import torch
 
     if threads is None:
-        threads = len(os.sched_getaffinity(0))
+        threads = 1
     torch.set_num_threads(threads)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
