@@ -135,17 +135,9 @@ class OperatorCapture:
             self.stop()
 
     def stop(self) -> None:
-        """Stop the profiler (engine thread) and hand the trace to a writer thread; idempotent."""
-        profile, self._profile = self._profile, None
-        while self._open:
-            self._open.pop()[1].__exit__(None, None, None)
-        self._disarm()
+        """Stop the profiler (on the engine's thread) and hand the trace to a writer thread; idempotent."""
+        profile = self._detach(close_ranges=True)
         if profile is None:
-            return
-        try:
-            profile.__exit__(None, None, None)
-        except Exception as exc:
-            log.warning("deep capture: torch.profiler failed to stop: %s", exc)
             return
         path, on_done = self._path, self._on_done
         assert path is not None
@@ -153,6 +145,24 @@ class OperatorCapture:
             target=self._write, args=(profile, path, on_done), name="prism-deep-export", daemon=True
         )
         self._writer.start()
+
+    def _detach(self, *, close_ranges: bool) -> Any:
+        """Disarm and stop the profiler; returns it, stopped, or None when none ran or it failed to stop."""
+        with self._lock:
+            profile, self._profile = self._profile, None
+        if close_ranges:
+            while self._open:
+                self._open.pop()[1].__exit__(None, None, None)
+        self._open.clear()
+        self._disarm()
+        if profile is None:
+            return None
+        try:
+            profile.__exit__(None, None, None)
+        except Exception as exc:
+            log.warning("deep capture: torch.profiler failed to stop: %s", exc)
+            return None
+        return profile
 
     def _disarm(self) -> None:
         with self._lock:
@@ -174,12 +184,19 @@ class OperatorCapture:
             on_done(path)
 
     def close(self, timeout_s: float = 30.0) -> None:
-        """Stop a capture still running on this thread, else drop it; wait for a trace being written."""
-        if self._profile is not None and threading.get_ident() == self._thread:
+        """Stop a capture still running, from whichever thread closes; wait for a trace being written."""
+        if self._profile is not None and threading.get_ident() != self._thread:
+            self._abandon()
+        else:
             self.stop()
-        else:  # another thread cannot stop torch.profiler; at exit that is harmless, and the engine is left alone
-            self._profile = None
-            self._open.clear()
-            self._disarm()
         if self._writer is not None:
             self._writer.join(timeout_s)
+
+    def _abandon(self) -> None:
+        """The engine stopped before the armed batches were done, and the profiler belongs to its thread. Stopped
+        from another thread, torch's results are unusable (exporting them crashed the interpreter); left running,
+        the interpreter crashed at exit (SIGSEGV; tests/capture/test_deep_capture.py). So: stop, write nothing.
+        The engine thread's stage ranges are not ours to close."""
+        left = self._left
+        if self._detach(close_ranges=False) is not None:
+            log.warning("deep capture: the engine stopped %d batch(es) short of the capture; no operator trace", left)

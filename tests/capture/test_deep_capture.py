@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,45 @@ def test_closing_before_the_engine_runs_again_disarms_and_writes_nothing(
     deep.close()
     assert memory_session[0].ring_recorder.__class__ is RingRecorder and not deep.busy
     assert not list(tmp_path.iterdir())
+
+
+# An engine that stops while a capture is still armed (an alert just before the program ends). Run in a child: the
+# failure this guards against is the interpreter crashing at exit, which would take the test process with it.
+_CUT_SHORT = """
+import sys, threading
+from pathlib import Path
+import torch
+from prism_core.capture.session import CaptureSession
+from prism_core.plugins import host
+from prism_core.testing import InMemoryExporter
+from prism_plugins.frameworks.transformers.tiny import tiny_llama
+
+model = tiny_llama()
+session = CaptureSession([InMemoryExporter()], plugin_host=host(), device_id="cpu:0")
+session.install_all("transformers")
+deep = session.operator_capture(50)
+assert deep.arm(Path(sys.argv[1]))
+
+def engine():
+    with torch.inference_mode():
+        model.generate(torch.randint(3, 500, (1, 8)), max_new_tokens=3, do_sample=False)
+
+t = threading.Thread(target=engine)
+t.start()
+t.join()
+assert deep.busy  # 3 of the 50 armed batches ran; the engine's thread is gone
+deep.close()
+session.close()
+print("closed", flush=True)
+"""
+
+
+def test_a_capture_the_engine_cut_short_is_stopped_without_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "alert-1.ops.trace.json"
+    r = subprocess.run([sys.executable, "-c", _CUT_SHORT, str(path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "closed" in r.stdout, r.stderr[-2000:]  # not -11: the profiler was stopped
+    assert "47 batch(es) short of the capture" in r.stderr
+    assert not list(tmp_path.iterdir())  # torch's results from another thread are not exported, nor half-written
 
 
 def test_zero_batches_is_refused(memory_session: tuple[CaptureSession, InMemoryExporter]) -> None:
