@@ -25,9 +25,9 @@ class ChartConfig(Frozen):
     # threshold; with it, `prism run --detect` on the tiny engine alerted on the fault instead of on noise.
     theta_min: float = Field(0.15, ge=0)
     fixed_threshold: float | None = Field(None, gt=0, description="a set threshold instead of the learnt one")
-    # A run rule: alarm only once the statistic has been over the threshold for `run` batches in a row. With every
-    # core busy, 1.2% of a bare forward pass's repeats take over 1.5x the median on this 2-core VM (docs/detect.md);
-    # such lone spikes pass, a fault that slows every batch alarms one batch later.
+    # A run rule: alarm only once the statistic has been over the threshold for `run` batches in a row. On a shared
+    # 2-core VM 1.5-3.7% of normal batches ran over 1.5x their prediction, mostly alone (docs/detect.md); such lone
+    # spikes pass, a fault that slows every batch alarms one batch later.
     run: int = Field(1, ge=1, le=100)
 
     @property
