@@ -184,7 +184,7 @@ def _say_detection(detection: dict[str, Any]) -> None:
     diagnosis = detection.get("diagnosis")
     if diagnosis and diagnosis["suspects"]:
         top = diagnosis["suspects"][0]
-        console.print(f"diagnosis of the fault's alert: {top['stage']} x {top['resource']} "
-                      f"(stage {top['stage_ms_normal']:.2f} -> {top['stage_ms_abnormal']:.2f} ms)")  # fmt: skip
+        console.print(f"diagnosis of the fault's alert: {top['where']} x {top['resource']} "
+                      f"({top['stage_ms_normal']:.2f} -> {top['stage_ms_abnormal']:.2f} ms)")  # fmt: skip
     if det["operator_traces"]:
         console.print(f"operator timing after the diagnosis: {det['operator_traces'][0]}", soft_wrap=True)

@@ -30,7 +30,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     )
     table = Table("#", "stage", "resource", "score", "significant", "evidence", title="Suspects")
     for i, s in enumerate(result.suspects, 1):
-        table.add_row(str(i), s.stage, s.resource, f"{s.score:.3g}", "yes" if s.significant else "no", s.summary())
+        table.add_row(str(i), s.where, s.resource, f"{s.score:.3g}", "yes" if s.significant else "no", s.summary())
     console.print(table)
     if not result.suspects:
         console.print("no stage got slower: nothing to blame")

@@ -43,7 +43,7 @@ TOP_SUSPECTS = 3
 def suspect_line(s: Suspect) -> str:
     """One suspect as the Alert carries it: `stage x resource (share a -> b, p=...)`."""
     return (
-        f"{s.stage} x {s.resource} (share {s.share_normal:.2f}->{s.share_abnormal:.2f}, "
+        f"{s.where} x {s.resource} (share {s.share_normal:.2f}->{s.share_abnormal:.2f}, "
         f"{s.stage_ms_normal:.2f}->{s.stage_ms_abnormal:.2f} ms, p={s.p_stage_time:.2g})"
     )
 
@@ -192,7 +192,7 @@ class OnlineDetection:
         self._pending = None
         top = diagnosis.suspects[:TOP_SUSPECTS]
         lines = [suspect_line(s) for s in top]
-        where = lines[0].split(" (")[0] if lines else "no stage stands out"
+        where = f"{top[0].where} x {top[0].resource}" if top else "no stage stands out"
         follow = alert.model_copy(update={"suspects": lines, "message": f"{alert.message}; diagnosis: {where}"})
         self.diagnosed.append((follow, diagnosis))
         deliver(follow, self.sinks)

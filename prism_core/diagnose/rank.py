@@ -5,11 +5,17 @@ resource at the batch's midpoint (mu, linear interpolation between samples). The
 
     score = |delta beta| x (|z beta| + |z log1p(mu)|),  z = (mean_abnormal - mean_normal) / sd_normal
 
-Only stages whose mean wall time grew are suspects: when one stage slows, the others' shares fall by the same
+Only stages whose mean time grew are suspects: when one stage slows, the others' shares fall by the same
 total, and a shrinking share is a consequence, not a cause. A pair is significant when Welch's t-test on the
-stage's log wall times says it got slower (p < ALPHA): a dominant stage that doubles moves its share only a
+stage's log times says it got slower (p < ALPHA): a dominant stage that doubles moves its share only a
 little, so a test on shares alone misses the clearest case. The share test's p-value and the resource's own
 Mann-Whitney p-value are reported as evidence.
+
+On a CPU device a stage is split in two parts, as LatencyPrism splits `oncpu` from `runq`: its time on the CPU
+(the engine thread's CPU time, which the cpu timing backend records as the stage's device time) and its time off
+it (wall minus that: preempted, waiting, sleeping). A neighbour taking the cores grows the off-CPU part; slower
+execution of the same work (a lower clock, a contended cache) grows the on-CPU part. On an accelerator the device
+time is asynchronous to the host's wall time, so wall minus device is no part of the cycle and stages stay whole.
 """
 
 from __future__ import annotations
@@ -23,17 +29,20 @@ import numpy.typing as npt
 
 from prism_core.diagnose.evidence import Evidence
 from prism_core.errors import UsageError
+from prism_core.models import BatchRecord
 
 Floats = npt.NDArray[np.float64]
 ALPHA = 0.05
 TOP = 3
 MIN_BATCHES = 5
 NO_RESOURCE = "(no telemetry)"
+ON_CPU, OFF_CPU = "on-cpu", "off-cpu"
 
 
 @dataclass(frozen=True, slots=True)
 class Suspect:
     stage: str
+    part: str | None  # ON_CPU or OFF_CPU where the stage was split, else None (its wall time)
     resource: str
     score: float
     significant: bool
@@ -41,7 +50,7 @@ class Suspect:
     share_abnormal: float
     z_share: float
     p_share: float
-    stage_ms_normal: float
+    stage_ms_normal: float  # mean ms of the stage, or of its part where it was split
     stage_ms_abnormal: float
     p_stage_time: float
     resource_normal: float | None
@@ -49,9 +58,13 @@ class Suspect:
     z_log_resource: float
     p_resource: float | None
 
+    @property
+    def where(self) -> str:
+        return self.stage if self.part is None else f"{self.stage} ({self.part})"
+
     def summary(self) -> str:
         s = (
-            f"{self.stage}: share {self.share_normal:.1%} -> {self.share_abnormal:.1%} (z {self.z_share:+.1f}, "
+            f"{self.where}: share {self.share_normal:.1%} -> {self.share_abnormal:.1%} (z {self.z_share:+.1f}, "
             f"p {self.p_share:.2g}), {self.stage_ms_normal:.2f} -> {self.stage_ms_abnormal:.2f} ms "
             f"(p {self.p_stage_time:.2g})"
         )
@@ -63,7 +76,7 @@ class Suspect:
         return s
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "where": self.where}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +94,37 @@ class Diagnosis:
         return d
 
 
-def _shares(ev: Evidence, stages: list[str]) -> tuple[Floats, Floats]:
-    """(shares, wall ms) per batch x stage."""
-    wall = np.array([[b.stages[s].wall_ns if s in b.stages else 0 for s in stages] for b in ev.batches], dtype=float)
+Part = tuple[str, str | None]  # (stage, ON_CPU | OFF_CPU | None)
+
+
+def _parts(sides: tuple[Evidence, ...]) -> list[Part]:
+    """Every stage, split into its on- and off-CPU parts where each batch that ran it was on a CPU device and
+    recorded its device time."""
+    batches = [b for ev in sides for b in ev.batches]
+    parts: list[Part] = []
+    for stage in sorted({s for b in batches for s in b.stages}):
+        split = all(
+            b.device.startswith("cpu:") and b.stages[stage].device_ns is not None for b in batches if stage in b.stages
+        )
+        parts += [(stage, ON_CPU), (stage, OFF_CPU)] if split else [(stage, None)]
+    return parts
+
+
+def _part_ns(b: BatchRecord, stage: str, part: str | None) -> int:
+    t = b.stages.get(stage)
+    if t is None:
+        return 0
+    if part is None or t.device_ns is None:
+        return t.wall_ns
+    on = min(t.device_ns, t.wall_ns)  # two clocks read a few ns apart: CPU time can exceed wall time by that much
+    return on if part == ON_CPU else t.wall_ns - on
+
+
+def _shares(ev: Evidence, parts: list[Part]) -> tuple[Floats, Floats]:
+    """(shares, ms) per batch x part."""
+    ns = np.array([[_part_ns(b, s, p) for s, p in parts] for b in ev.batches], dtype=float)
     dur = np.array([max(b.duration_ns, 1) for b in ev.batches], dtype=float)
-    return wall / dur[:, None], wall / 1e6
+    return ns / dur[:, None], ns / 1e6
 
 
 def _resources(ev: Evidence, names: list[str]) -> Floats:
@@ -107,7 +146,8 @@ def _z(normal: Floats, abnormal: Floats) -> float:
 
 
 def diagnose(normal: Evidence, abnormal: Evidence, top: int = TOP) -> Diagnosis:
-    """The top `top` (stage, resource) suspects, one per stage, significant ones first, with their evidence."""
+    """The top `top` (stage, resource) suspects, one per stage (or stage part), significant ones first, with their
+    evidence."""
     try:
         from scipy import stats  # type: ignore[import-untyped]
     except ImportError as exc:
@@ -115,14 +155,14 @@ def diagnose(normal: Evidence, abnormal: Evidence, top: int = TOP) -> Diagnosis:
     for side, ev in (("normal", normal), ("abnormal", abnormal)):
         if len(ev.batches) < MIN_BATCHES:
             raise UsageError(f"the {side} side has {len(ev.batches)} batches; diagnosis needs at least {MIN_BATCHES}")
-    stages = sorted({s for ev in (normal, abnormal) for b in ev.batches for s in b.stages})
+    parts = _parts((normal, abnormal))
     resources = sorted(
         {k for ev in (normal, abnormal) for t in ev.telemetry for k in t.values}
         & {k for t in normal.telemetry for k in t.values}
         & {k for t in abnormal.telemetry for k in t.values}
     )
-    beta_n, ms_n = _shares(normal, stages)
-    beta_a, ms_a = _shares(abnormal, stages)
+    beta_n, ms_n = _shares(normal, parts)
+    beta_a, ms_a = _shares(abnormal, parts)
     mu_n, mu_a = _resources(normal, resources), _resources(abnormal, resources)
     res_terms: list[tuple[str, float, float | None, float | None, float | None]] = [
         (NO_RESOURCE, 0.0, None, None, None)
@@ -133,7 +173,7 @@ def diagnose(normal: Evidence, abnormal: Evidence, top: int = TOP) -> Diagnosis:
         p = float(stats.mannwhitneyu(a, b).pvalue) if np.ptp(np.r_[a, b]) > 0 else 1.0
         res_terms.append((name, _z(la, lb), float(a.mean()), float(b.mean()), p))
     suspects = []
-    for i, stage in enumerate(stages):
+    for i, (stage, part) in enumerate(parts):
         if ms_a[:, i].mean() <= ms_n[:, i].mean():
             continue
         d_beta = float(beta_a[:, i].mean() - beta_n[:, i].mean())
@@ -149,6 +189,7 @@ def diagnose(normal: Evidence, abnormal: Evidence, top: int = TOP) -> Diagnosis:
             suspects.append(
                 Suspect(
                     stage=stage,
+                    part=part,
                     resource=name,
                     score=abs(d_beta) * (abs(z_beta) + abs(z_mu)),
                     significant=p_time < ALPHA,
@@ -166,11 +207,11 @@ def diagnose(normal: Evidence, abnormal: Evidence, top: int = TOP) -> Diagnosis:
                 )
             )
     suspects.sort(key=lambda s: (not s.significant, -s.score))
-    # One pair per stage (its best-explaining resource), as LatencyPrism reports unique functions: three
+    # One pair per stage part (its best-explaining resource), as LatencyPrism reports unique functions: three
     # resources of the same stage would crowd out a second slowed stage.
-    best: dict[str, Suspect] = {}
+    best: dict[Part, Suspect] = {}
     for s in suspects:
-        best.setdefault(s.stage, s)
+        best.setdefault((s.stage, s.part), s)
     suspects = list(best.values())
     return Diagnosis(
         suspects=suspects[:top],

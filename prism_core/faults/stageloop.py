@@ -1,6 +1,7 @@
 """A small real workload with named stages, for exercising detection and diagnosis without an LLM engine.
 
-Each iteration runs three synthetic stages, timed with perf_counter_ns: `prepare` (pure-Python work, holds the
+Each iteration runs three synthetic stages, timed with perf_counter_ns (wall) and thread_time_ns (the thread's
+CPU time, what the cpu timing backend records as device time): `prepare` (pure-Python work, holds the
 GIL), `forward` (a NumPy matrix multiply) and `postprocess` (a 1 ms sleep, like waiting on I/O). It is NOT an
 LLM engine: records it makes say engine "stageloop" and model "synthetic-stages". Telemetry comes from the real
 sampler passed in, read on a background thread.
@@ -44,14 +45,14 @@ def run_stage_loop(
     step = 0
     try:
         while time.perf_counter() < deadline:
-            t0 = time.perf_counter_ns()
+            t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
             sum(i * i for i in range(20_000))
-            t1 = time.perf_counter_ns()
+            t1, c1 = time.perf_counter_ns(), time.thread_time_ns()
             b = a @ a
             b @ a
-            t2 = time.perf_counter_ns()
+            t2, c2 = time.perf_counter_ns(), time.thread_time_ns()
             time.sleep(0.001)
-            t3 = time.perf_counter_ns()
+            t3, c3 = time.perf_counter_ns(), time.thread_time_ns()
             step += 1
             batches.append(
                 BatchRecord(
@@ -70,9 +71,9 @@ def run_stage_loop(
                     device=device,
                     pid=os.getpid(),
                     stages={
-                        "prepare": StageTiming(wall_ns=t1 - t0),
-                        "forward": StageTiming(wall_ns=t2 - t1),
-                        "postprocess": StageTiming(wall_ns=t3 - t2),
+                        "prepare": StageTiming(wall_ns=t1 - t0, device_ns=c1 - c0),
+                        "forward": StageTiming(wall_ns=t2 - t1, device_ns=c2 - c1),
+                        "postprocess": StageTiming(wall_ns=t3 - t2, device_ns=c3 - c2),
                     },
                 )
             )

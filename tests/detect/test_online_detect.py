@@ -55,8 +55,9 @@ def test_alert_with_diagnosis_naming_the_delayed_stage(tmp_path: Path, prism_cmd
     fired = [x for x in lines if x["kind"] == "alert" and truth["onset_ns"] <= x["batch_start_ns"] < truth["end_ns"]]
     assert fired, [x["message"] for x in lines if x["kind"] == "alert"]
     diagnosed = [x for x in fired if x["suspects"]]
-    assert diagnosed and diagnosed[0]["suspects"][0].startswith("forward x ")
-    assert "diagnosis: forward" in diagnosed[0]["message"]
+    # The delay is a sleep: the engine thread is off the CPU for it.
+    assert diagnosed and diagnosed[0]["suspects"][0].startswith("forward (off-cpu) x ")
+    assert "diagnosis: forward (off-cpu) x " in diagnosed[0]["message"]
     windows = sorted(set(alerts.glob("alert-*.trace.json")) - set(alerts.glob("*.ops.trace.json")))
     assert windows and not list(alerts.glob("*.part"))
     events = json.loads(windows[-1].read_text())

@@ -1,0 +1,69 @@
+"""On a CPU device diagnosis splits each stage into its on-CPU and off-CPU parts; on an accelerator it does not.
+
+The records are built here so that which part moved is known exactly; test_diagnose_real.py covers a real fault."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from prism_core.diagnose import diagnose, evidence_of
+from prism_core.diagnose.rank import OFF_CPU, ON_CPU
+from prism_core.models import BatchRecord, StageTiming, TelemetrySample
+
+MS = 1_000_000
+
+
+def _batches(device: str, forward_on_ms: float, forward_off_ms: float, seed: int, n: int = 60) -> list[BatchRecord]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        on = int(forward_on_ms * MS * rng.uniform(0.95, 1.05))
+        off = int(forward_off_ms * MS * rng.uniform(0.9, 1.1))
+        sample = int(0.5 * MS * rng.uniform(0.95, 1.05))
+        stages = {
+            "forward": StageTiming(wall_ns=on + off, device_ns=on),
+            "sample": StageTiming(wall_ns=sample, device_ns=sample),
+        }
+        out.append(
+            BatchRecord(
+                start_ns=i * 20 * MS,
+                duration_ns=on + off + sample,
+                mode="decode",
+                batch_size=4,
+                model="m",
+                engine="e",
+                device=device,
+                pid=1,
+                stages=stages,
+            )
+        )
+    return out
+
+
+def _telemetry(n: int = 20) -> list[TelemetrySample]:
+    return [TelemetrySample(ts_ns=i * 60 * MS, device="cpu:0", values={"prism.cpu.run_queue": 2.0}) for i in range(n)]
+
+
+def test_waiting_for_a_core_blames_the_off_cpu_part() -> None:
+    normal = _batches("cpu:0", 8.0, 0.2, seed=1)
+    abnormal = _batches("cpu:0", 8.0, 8.0, seed=2)
+    top = diagnose(evidence_of(normal, _telemetry()), evidence_of(abnormal, _telemetry())).suspects[0]
+    assert (top.stage, top.part, top.where) == ("forward", OFF_CPU, "forward (off-cpu)")
+    assert top.significant and top.stage_ms_abnormal > 10 * top.stage_ms_normal
+
+
+def test_slower_execution_blames_the_on_cpu_part() -> None:
+    normal = _batches("cpu:0", 8.0, 0.2, seed=1)
+    abnormal = _batches("cpu:0", 16.0, 0.2, seed=2)
+    suspects = diagnose(evidence_of(normal, _telemetry()), evidence_of(abnormal, _telemetry())).suspects
+    assert (suspects[0].stage, suspects[0].part) == ("forward", ON_CPU)
+    assert all(s.part != OFF_CPU or not s.significant for s in suspects)
+
+
+def test_accelerator_stages_stay_whole() -> None:
+    # Device time on an accelerator runs asynchronously to the host's wall time: wall - device is no part.
+    normal = _batches("nvidia:0", 8.0, 0.2, seed=1)
+    abnormal = _batches("nvidia:0", 8.0, 8.0, seed=2)
+    suspects = diagnose(evidence_of(normal, _telemetry()), evidence_of(abnormal, _telemetry())).suspects
+    assert suspects[0].stage == "forward" and all(s.part is None for s in suspects)
+    assert suspects[0].where == "forward"
