@@ -3,10 +3,12 @@
 For every batch: each stage's share of the cycle (beta = stage wall time / batch duration) and each telemetry
 resource at the batch's midpoint (mu, linear interpolation between samples). Then, per pair:
 
-    score = |delta beta| x (|z beta| + |z log1p(mu)|),  z = (mean_abnormal - mean_normal) / sd_normal
+    score = max(delta beta, 0) x (|z beta| + |z log1p(mu)|),  z = (mean_abnormal - mean_normal) / sd_normal
 
-Only stages whose mean time grew are suspects: when one stage slows, the others' shares fall by the same
-total, and a shrinking share is a consequence, not a cause. A pair is significant when Welch's t-test on the
+LatencyPrism scores |delta beta|; Prism scores only a share that grew. Only stages whose mean time grew are
+suspects: when one stage slows, the others' shares fall by the same total, and a shrinking share is a
+consequence, not a cause. A stage whose time grew while its share fell slowed less than the rest of the cycle:
+it stays a suspect, ranked after those that took more of the cycle, by how many ms it grew. A pair is significant when Welch's t-test on the
 stage's log times says it got slower (p < ALPHA): a dominant stage that doubles moves its share only a
 little, so a test on shares alone misses the clearest case. The share test's p-value and the resource's own
 Mann-Whitney p-value are reported as evidence.
@@ -37,6 +39,10 @@ TOP = 3
 MIN_BATCHES = 5
 NO_RESOURCE = "(no telemetry)"
 ON_CPU, OFF_CPU = "on-cpu", "off-cpu"
+# The least spread a share's z is measured against: 1 point of the cycle. A part that is near zero in every
+# normal batch (a sample stage's off-CPU time, say) would otherwise turn a 0.1-point move into a z of thousands
+# and outrank the stage that took 40 points of the cycle.
+SHARE_SD_FLOOR = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,9 +145,9 @@ def _resources(ev: Evidence, names: list[str]) -> Floats:
     return out
 
 
-def _z(normal: Floats, abnormal: Floats) -> float:
+def _z(normal: Floats, abnormal: Floats, floor: float = 0.0) -> float:
     sd = float(np.std(normal, ddof=1)) if len(normal) > 1 else 0.0
-    floor = max(1e-9, 0.01 * abs(float(np.mean(normal))))  # a constant normal side must not give z = inf
+    floor = max(floor, 1e-9, 0.01 * abs(float(np.mean(normal))))  # a constant normal side must not give z = inf
     return (float(np.mean(abnormal)) - float(np.mean(normal))) / max(sd, floor)
 
 
@@ -177,7 +183,7 @@ def diagnose(normal: Evidence, abnormal: Evidence, top: int = TOP) -> Diagnosis:
         if ms_a[:, i].mean() <= ms_n[:, i].mean():
             continue
         d_beta = float(beta_a[:, i].mean() - beta_n[:, i].mean())
-        z_beta = _z(beta_n[:, i], beta_a[:, i])
+        z_beta = _z(beta_n[:, i], beta_a[:, i], SHARE_SD_FLOOR)
         p_beta = float(stats.ttest_ind(beta_n[:, i], beta_a[:, i], equal_var=False).pvalue)
         p_beta = 1.0 if math.isnan(p_beta) else p_beta
         log_n, log_a = np.log1p(ms_n[:, i]), np.log1p(ms_a[:, i])
@@ -191,7 +197,7 @@ def diagnose(normal: Evidence, abnormal: Evidence, top: int = TOP) -> Diagnosis:
                     stage=stage,
                     part=part,
                     resource=name,
-                    score=abs(d_beta) * (abs(z_beta) + abs(z_mu)),
+                    score=max(d_beta, 0.0) * (abs(z_beta) + abs(z_mu)),
                     significant=p_time < ALPHA,
                     share_normal=float(beta_n[:, i].mean()),
                     share_abnormal=float(beta_a[:, i].mean()),
@@ -206,7 +212,7 @@ def diagnose(normal: Evidence, abnormal: Evidence, top: int = TOP) -> Diagnosis:
                     p_resource=p_mu,
                 )
             )
-    suspects.sort(key=lambda s: (not s.significant, -s.score))
+    suspects.sort(key=lambda s: (not s.significant, -s.score, s.stage_ms_normal - s.stage_ms_abnormal))
     # One pair per stage part (its best-explaining resource), as LatencyPrism reports unique functions: three
     # resources of the same stage would crowd out a second slowed stage.
     best: dict[Part, Suspect] = {}

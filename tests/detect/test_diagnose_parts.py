@@ -13,21 +13,24 @@ from prism_core.models import BatchRecord, StageTiming, TelemetrySample
 MS = 1_000_000
 
 
-def _batches(device: str, forward_on_ms: float, forward_off_ms: float, seed: int, n: int = 60) -> list[BatchRecord]:
+def _batches(
+    device: str, forward_on_ms: float, forward_off_ms: float, seed: int, n: int = 60, sample_off_ms: float = 0.0
+) -> list[BatchRecord]:
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
         on = int(forward_on_ms * MS * rng.uniform(0.95, 1.05))
         off = int(forward_off_ms * MS * rng.uniform(0.9, 1.1))
         sample = int(0.5 * MS * rng.uniform(0.95, 1.05))
+        sample_off = int(sample_off_ms * MS * rng.uniform(0.9, 1.1))
         stages = {
             "forward": StageTiming(wall_ns=on + off, device_ns=on),
-            "sample": StageTiming(wall_ns=sample, device_ns=sample),
+            "sample": StageTiming(wall_ns=sample + sample_off, device_ns=sample),
         }
         out.append(
             BatchRecord(
                 start_ns=i * 20 * MS,
-                duration_ns=on + off + sample,
+                duration_ns=on + off + sample + sample_off,
                 mode="decode",
                 batch_size=4,
                 model="m",
@@ -58,6 +61,25 @@ def test_slower_execution_blames_the_on_cpu_part() -> None:
     suspects = diagnose(evidence_of(normal, _telemetry()), evidence_of(abnormal, _telemetry())).suspects
     assert (suspects[0].stage, suspects[0].part) == ("forward", ON_CPU)
     assert all(s.part != OFF_CPU or not s.significant for s in suspects)
+
+
+def test_a_part_that_was_near_zero_does_not_outrank_the_part_that_took_the_cycle() -> None:
+    # sample's off-CPU time is ~1 us in every normal batch: its share barely varies, so without a floor on the
+    # share's spread a move of a few points of the cycle would score higher than forward's move of 40.
+    normal = _batches("cpu:0", 8.0, 0.2, seed=1, sample_off_ms=0.001)
+    abnormal = _batches("cpu:0", 8.0, 8.0, seed=2, sample_off_ms=1.0)
+    suspects = diagnose(evidence_of(normal, _telemetry()), evidence_of(abnormal, _telemetry())).suspects
+    assert [s.where for s in suspects[:2]] == ["forward (off-cpu)", "sample (off-cpu)"]
+
+
+def test_a_part_whose_share_fell_ranks_after_the_one_that_grew() -> None:
+    # forward's CPU time grows 10% but the off-CPU wait grows far more: the on-CPU share falls. LatencyPrism's
+    # |delta share| would score that fall; it is the consequence of the wait, so it ranks after it.
+    normal = _batches("cpu:0", 8.0, 0.2, seed=1)
+    abnormal = _batches("cpu:0", 8.8, 8.0, seed=2)
+    suspects = diagnose(evidence_of(normal, _telemetry()), evidence_of(abnormal, _telemetry())).suspects
+    assert [s.where for s in suspects[:2]] == ["forward (off-cpu)", "forward (on-cpu)"]
+    assert suspects[1].share_abnormal < suspects[1].share_normal and suspects[1].score == 0
 
 
 def test_accelerator_stages_stay_whole() -> None:
