@@ -8,10 +8,10 @@ resource at the batch's midpoint (mu, linear interpolation between samples). The
 LatencyPrism scores |delta beta|; Prism scores only a share that grew. Only stages whose mean time grew are
 suspects: when one stage slows, the others' shares fall by the same total, and a shrinking share is a
 consequence, not a cause. A stage whose time grew while its share fell slowed less than the rest of the cycle:
-it stays a suspect, ranked after those that took more of the cycle, by how many ms it grew. A pair is significant when Welch's t-test on the
-stage's log times says it got slower (p < ALPHA): a dominant stage that doubles moves its share only a
-little, so a test on shares alone misses the clearest case. The share test's p-value and the resource's own
-Mann-Whitney p-value are reported as evidence.
+it stays a suspect, ranked after those that took more of the cycle, by how many ms it grew. A pair is
+significant when Welch's t-test on the stage's log times says it got slower (p < ALPHA): a dominant stage that
+doubles moves its share only a little, so a test on shares alone misses the clearest case. The share test's
+p-value and the resource's own Mann-Whitney p-value are reported as evidence.
 
 On a CPU device a stage is split in two parts, as LatencyPrism splits `oncpu` from `runq`: its time on the CPU
 (the engine thread's CPU time, which the cpu timing backend records as the stage's device time) and its time off
@@ -212,7 +212,10 @@ def diagnose(normal: Evidence, abnormal: Evidence, top: int = TOP) -> Diagnosis:
                     p_resource=p_mu,
                 )
             )
-    suspects.sort(key=lambda s: (not s.significant, -s.score, s.stage_ms_normal - s.stage_ms_abnormal))
+    # Ties (a share that fell scores 0 with every resource): the stage that grew most, its most-moved resource.
+    suspects.sort(
+        key=lambda s: (not s.significant, -s.score, s.stage_ms_normal - s.stage_ms_abnormal, -abs(s.z_log_resource))
+    )
     # One pair per stage part (its best-explaining resource), as LatencyPrism reports unique functions: three
     # resources of the same stage would crowd out a second slowed stage.
     best: dict[Part, Suspect] = {}
