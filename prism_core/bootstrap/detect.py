@@ -73,7 +73,8 @@ def _int(name: str, raw: str | None, default: int, low: int) -> int:
 
 
 def parse_chart(raw: str) -> ChartConfig:
-    """`point|window[,w=W][,k=K][,run=N][,theta_min=X][,theta_max=X]`; empty gives LatencyPrism's window chart."""
+    """`point|window[,w=W][,k=K][,run=N][,theta_min=X][,theta_max=X][,recentre=N]`; empty gives LatencyPrism's
+    window chart."""
     from prism_core.detect.chart import ChartConfig, chart_config
 
     d = ChartConfig()
@@ -86,13 +87,14 @@ def parse_chart(raw: str) -> ChartConfig:
         "run": d.run,
         "theta_min": d.theta_min,
         "theta_max": d.theta_max,
+        "recentre": d.recentre,
     }
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or key not in values:
             raise UsageError(f"{ENV_CHART}={raw!r}: {item!r} is not one of {', '.join(k + '=' for k in values)}")
         try:
-            values[key] = int(value) if key in ("w", "run") else float(value)
+            values[key] = int(value) if key in ("w", "run", "recentre") else float(value)
         except ValueError:
             raise UsageError(f"{ENV_CHART}={raw!r}: {key} must be a number, got {value!r}") from None
     return chart_config(
@@ -102,6 +104,7 @@ def parse_chart(raw: str) -> ChartConfig:
         values["theta_max"],
         theta_min=values["theta_min"],
         run=int(values["run"]),
+        recentre=int(values["recentre"]),
     )
 
 

@@ -43,6 +43,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev.add_argument(
         "--run", type=int, default=1, help="alarm after this many batches in a row over the threshold (default 1)"
     )
+    ev.add_argument(
+        "--recentre",
+        type=int,
+        default=0,
+        metavar="N",
+        help="scale predictions by the median latency/prediction of the last N unalarmed batches (default 0: off)",
+    )
     ev.add_argument("--modes", default="decode", help="forward modes to monitor, comma-separated (default decode)")
     ev.add_argument("--faults", metavar="FILE", help="the set's fault timeline (faults.jsonl): adds by_fault")
     ev.add_argument("--json", action="store_true", help="print JSON")
@@ -84,7 +91,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    chart = chart_config(args.mode, args.window, args.k, args.theta_max, theta_min=args.theta_min, run=args.run)
+    chart = chart_config(
+        args.mode, args.window, args.k, args.theta_max, theta_min=args.theta_min, run=args.run, recentre=args.recentre
+    )
     modes = frozenset(m.strip() for m in args.modes.split(",") if m.strip())
     if not modes or not modes <= {"prefill", "decode", "mixed"}:
         raise UsageError(f"--modes must name prefill, decode and/or mixed, got {args.modes!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
 from typing import Literal
 
@@ -29,6 +30,10 @@ class ChartConfig(Frozen):
     # 2-core VM 1.5-3.7% of normal batches ran over 1.5x their prediction, mostly alone (docs/detect.md); such lone
     # spikes pass, a fault that slows every batch alarms one batch later.
     run: int = Field(1, ge=1, le=100)
+    # Re-centring: scale the model's prediction by the median latency / prediction of the last `recentre` batches
+    # that kept the chart under its threshold (0: off). A shared host's speed moves: 20-25% between two runs two
+    # hours apart here, and 15% within one (BENCHMARKS.md), more than the learnt thresholds.
+    recentre: int = Field(0, ge=0, le=100_000)
 
     @property
     def w(self) -> int:
@@ -49,6 +54,7 @@ def chart_config(
     fixed: float | None = None,
     theta_min: float = 0.15,
     run: int = 1,
+    recentre: int = 0,
 ) -> ChartConfig:
     """Build from CLI values, turning a bad value into a one-line UsageError."""
     if mode not in ("point", "window"):
@@ -61,8 +67,17 @@ def chart_config(
         raise UsageError(f"--theta-min must be in [0, --theta-max], got {theta_min}")
     if not 1 <= run <= 100:
         raise UsageError(f"--run must be in 1..100, got {run}")
+    if not 0 <= recentre <= 100_000:
+        raise UsageError(f"--recentre must be in 0..100000 batches (0: off), got {recentre}")
     return ChartConfig(
-        mode=mode, window=window, k=k, theta_max=theta_max, theta_min=theta_min, fixed_threshold=fixed, run=run
+        mode=mode,
+        window=window,
+        k=k,
+        theta_max=theta_max,
+        theta_min=theta_min,
+        fixed_threshold=fixed,
+        run=run,
+        recentre=recentre,
     )
 
 
@@ -100,3 +115,34 @@ class ControlChart:
         self._errors.clear()
         self._sum = 0.0
         self._streak = 0
+
+
+class Recentre:
+    """The workload model's scale on this host now: the median of latency / prediction over the last `n` batches
+    whose chart statistic stayed under the threshold (`n` = 0: the scale stays 1).
+
+    The first `n` batches count whatever the chart says: a model carried to a host 20% slower would otherwise
+    alarm on every batch and never learn the new scale (the warm-up's assumption: a run starts normal). A fault
+    that raises the chart does not move the scale; one too weak to raise it may, by at most its own size."""
+
+    __slots__ = ("_accepted", "_ratios", "n", "scale")
+
+    EVERY = 20  # batches between recomputing the median: a 200-value median per batch is ~10 us, this ~0.5 us
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.scale = 1.0
+        self._ratios: deque[float] = deque(maxlen=n)
+        self._accepted = 0
+
+    def error(self, y: float, y_hat: float) -> float:
+        """LatencyPrism's positive relative error against the re-centred prediction."""
+        return max(0.0, 1.0 - self.scale * y_hat / y) if y > 0 else 0.0
+
+    def observe(self, y: float, y_hat: float, over: bool) -> None:
+        if not self.n or (over and self._accepted >= self.n) or y <= 0 or y_hat <= 0:
+            return
+        self._ratios.append(y / y_hat)
+        self._accepted += 1
+        if self._accepted % self.EVERY == 0:
+            self.scale = statistics.median(self._ratios)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from prism_core.detect.chart import ChartConfig, ControlChart
+from prism_core.detect.chart import ChartConfig, ControlChart, Recentre
 from prism_core.detect.model import LatencyModel
 from prism_core.detect.sinks import AlertSink
 from prism_core.detect.table import from_records
@@ -63,6 +63,7 @@ class Detector:
         self.sinks = list(sinks)
         self.model: LatencyModel | None = None
         self.chart: ControlChart | None = None
+        self._recentre = Recentre(0)
         self.last: Observation | None = None
         self.alerts = 0
         self._escalate: list[EscalateFn] = []
@@ -101,9 +102,12 @@ class Detector:
             self._learn(record)
             return None
         y = record.duration_ns / 1e3
-        y_hat = model.predict_record_us(record)
-        error = max(0.0, (y - y_hat) / y) if y > 0 else 0.0
+        raw = model.predict_record_us(record)
+        recentre = self._recentre
+        y_hat = raw * recentre.scale  # what the chart judges the batch against: the model's own unless re-centred
+        error = recentre.error(y, raw)
         stat, alarm = chart.update(error)
+        recentre.observe(y, raw, stat > chart.threshold)
         self.last = Observation(record.start_ns, y, y_hat, error, stat, chart.threshold, alarm)
         if not alarm:
             self._alarmed = False
@@ -167,6 +171,7 @@ class Detector:
         mu, sigma = model.window_stats(c.w)
         self.model = model
         self.chart = ControlChart(c.w, c.threshold(mu, sigma), c.run)
+        self._recentre = Recentre(c.recentre)
         self._ready.set()
 
 

@@ -12,7 +12,7 @@ import numpy.typing as npt
 from prism_core.detect import baselines
 from prism_core.detect.chart import ChartConfig
 from prism_core.detect.metrics import Floats, detection_metrics, regression_metrics
-from prism_core.detect.model import LatencyModel, clean_mask, positive_error
+from prism_core.detect.model import LatencyModel, clean_mask
 from prism_core.detect.table import MODE_CODES, WorkloadTable
 from prism_core.errors import UsageError
 from prism_core.faults.timeline import FaultEvent
@@ -89,17 +89,17 @@ def evaluate(
     y = t.duration_us[monitored]
     label = t.label[monitored]
     predicted = model.predict_us(t.take(monitored))
-    errors = positive_error(y, predicted)
     mu, sigma = model.window_stats(chart.w)
     threshold = chart.threshold(mu, sigma)
-    alarms = baselines.chart_alarms(errors, chart.w, threshold, chart.run)
+    alarms = baselines.chart_alarms(y, predicted, chart.w, threshold, chart.run, chart.recentre)
     result: dict[str, Any] = detection_metrics(label, alarms)
     result.update(
         rows=len(t), rows_scored=int(monitored.sum()), threshold=threshold, chart=chart.model_dump(mode="json")
     )
     result["baselines"] = {
         f"fixed_{round(baselines.FIXED_THRESHOLD * 100)}pct": detection_metrics(
-            label, baselines.chart_alarms(errors, chart.w, baselines.FIXED_THRESHOLD, chart.run)
+            label,
+            baselines.chart_alarms(y, predicted, chart.w, baselines.FIXED_THRESHOLD, chart.run, chart.recentre),
         ),
         "sigma3_raw": detection_metrics(label, baselines.sigma_alarms(y)),
         "ewma_raw": detection_metrics(label, baselines.ewma_alarms(y)),

@@ -30,6 +30,11 @@ def test_labelled_set_end_to_end(vllm_csv: Path, tmp_path: Path, prism_cmd: list
     # A workload-conditioned model must beat the workload-blind baselines on unseen jobs.
     assert result["f1"] > result["baselines"]["sigma3_raw"]["f1"]
     assert result["f1"] > result["baselines"]["ewma_raw"]["f1"]
+    args = ("detect", "eval", "--model", str(tmp_path / "m.json"), "--records", ev, "--format", "latencyprism")
+    recentred = prism(*args, "--recentre", "200")
+    assert recentred["chart"]["recentre"] == 200 and recentred["segments"] == len(faults)
+    bad = subprocess.run([*prism_cmd, *args, "--recentre", "-1"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--recentre must be in" in bad.stderr
 
 
 def test_detection_metrics_by_hand() -> None:

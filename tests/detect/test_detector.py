@@ -8,9 +8,10 @@ import subprocess
 import numpy as np
 import pytest
 
+from prism_core.bootstrap.detect import parse_chart
 from prism_core.detect import ChartConfig, Detector, DetectorConfig, FunctionSink, LatencyModel
 from prism_core.detect.bench import decode_record, synthetic_decode_table
-from prism_core.detect.chart import ControlChart, chart_config
+from prism_core.detect.chart import ControlChart, Recentre, chart_config
 from prism_core.errors import UsageError
 from prism_core.models import Alert
 
@@ -104,3 +105,42 @@ def test_a_run_rule_lets_lone_spikes_pass_and_alarms_on_the_second_slow_batch() 
     assert flags == [False, False, False, False, False, True, True, False, False]
     with pytest.raises(UsageError, match="--run must be in"):
         chart_config("point", 1, 3.0, 0.5, run=0)
+
+
+def test_a_model_carried_to_a_slower_host_recentres_and_still_alerts_on_a_fault() -> None:
+    # The host runs every batch 25% slower than the model learnt (as two runs two hours apart did here); then a
+    # fault doubles the latency. Without re-centring every batch alarms; with it, only the fault does.
+    model = LatencyModel.fit(synthetic_decode_table(4000))
+    stream = _stream(900, slow_from=700, factor=2.0)
+    stream = [r.model_copy(update={"duration_ns": int(r.duration_ns * 1.25)}) for r in stream]
+    flagged = {}
+    for n in (0, 200):
+        det = Detector(model, config=DetectorConfig(chart=ChartConfig(recentre=n), escalate_batches=1000))
+        flagged[n] = [i for i, r in enumerate(stream) if det.update(r) is not None or (det.last and det.last.alarm)]
+    assert len([i for i in flagged[0] if i < 700]) > 600
+    assert [i for i in flagged[200] if 40 <= i < 700] == []  # the scale is learnt from the first batches
+    assert len([i for i in flagged[200] if i >= 700]) > 190
+    assert det.last is not None and det.last.predicted_us > 0
+
+
+def test_a_fault_that_raises_the_chart_does_not_move_the_scale() -> None:
+    scale = Recentre(100)
+    for _ in range(100):  # the first n count whatever the chart says
+        scale.observe(1250.0, 1000.0, over=True)
+    assert scale.scale == pytest.approx(1.25)
+    for _ in range(500):  # a long fault: the chart is over, and the scale stays
+        scale.observe(2500.0, 1000.0, over=True)
+    assert scale.scale == pytest.approx(1.25)
+    assert scale.error(2500.0, 1000.0) == pytest.approx(0.5)
+    for _ in range(100):  # a drift the chart lets through moves it
+        scale.observe(1100.0, 1000.0, over=False)
+    assert scale.scale == pytest.approx(1.1)
+    off = Recentre(0)
+    off.observe(2000.0, 1000.0, over=False)
+    assert off.scale == 1.0 and off.error(2000.0, 1000.0) == pytest.approx(0.5)
+
+
+def test_recentre_is_checked() -> None:
+    with pytest.raises(UsageError, match="--recentre must be in"):
+        chart_config("point", 1, 3.0, 0.5, recentre=-1)
+    assert parse_chart("point,k=3,run=2,recentre=200").recentre == 200
