@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
+import sys
 from pathlib import Path
 from statistics import median
 
@@ -92,6 +93,12 @@ def test_make_labels_the_fault_window(tmp_path: Path, prism_cmd: list[str], trac
     assert by_fault["recall"] > 0.5 and by_fault["lag"] is not None
     bad = subprocess.run([*ev, "--faults", str(out / "batches.csv")], capture_output=True, text=True)
     assert bad.returncode == 2 and "not a fault timeline" in bad.stderr and len(bad.stderr.splitlines()) == 1
+    # Diagnosis by fault on the same set: the sleep in `forward` is time off the CPU.
+    script = Path(__file__).parents[2] / "benchmarks" / "diagnosis_by_fault.py"
+    report = json.loads(subprocess.run([sys.executable, str(script), str(out), "--json"], capture_output=True,
+                                       text=True, check=True).stdout)  # fmt: skip
+    (diagnosed,) = report["faults"]
+    assert diagnosed["suspects"][0]["where"] == "forward (off-cpu)" and diagnosed["suspects"][0]["significant"]
 
 
 def test_make_refuses_a_used_folder_and_unknown_faults(tmp_path: Path, prism_cmd: list[str], trace: Path) -> None:
