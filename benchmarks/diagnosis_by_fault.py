@@ -2,12 +2,13 @@
 
     .venv/bin/python benchmarks/diagnosis_by_fault.py DIR [DIR ...] [--before 200] [--json]
 
-DIR is a `prism dataset make` folder (batches.jsonl with stage timings, faults.jsonl with the ground truth). For
-each fault the abnormal side is the batches that started inside it, the normal side the last `--before` batches
-before its onset that overlap no fault or the SETTLE_S after one (a fault's tail still slows the engine, see
-docs/detect.md). The sets carry no telemetry, so the suspects are stages (or stage parts) alone. A fault with too
-few batches inside it to diagnose (a GC storm can stall the engine for its whole length) is listed as skipped.
-Prints one line per fault and a count of the top suspects.
+DIR is a `prism dataset make` folder (batches.jsonl with stage timings, faults.jsonl with the ground truth, and
+telemetry.jsonl where the set has it). For each fault the abnormal side is the batches that started inside it, the
+normal side the last `--before` batches before its onset that overlap no fault or the SETTLE_S after one (a
+fault's tail still slows the engine, see docs/detect.md). Without telemetry (sets made before it was recorded) the
+suspects are stages (or stage parts) alone. A fault with too few batches inside it to diagnose (a GC storm can
+stall the engine for its whole length) is listed as skipped. Prints one line per fault and a count of the top
+suspects.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from prism_core.detect.table import batch_records
-from prism_core.diagnose import diagnose, evidence_of
+from prism_core.diagnose import diagnose, evidence_of, load_evidence
 from prism_core.errors import UsageError
 from prism_core.faults.timeline import FaultTimeline
 
@@ -40,12 +40,16 @@ class FaultDiagnosis:
         head = f"{self.set} {self.fault} {self.intensity} ({self.batches} batches)"
         if self.skipped:
             return f"{head}: skipped, {self.skipped}"
-        sus = "; ".join(f"{s['where']} {s['ms_normal']} -> {s['ms_abnormal']} ms" for s in self.suspects[:2])
+        sus = "; ".join(
+            f"{s['where']} x {s['resource']} {s['ms_normal']} -> {s['ms_abnormal']} ms" for s in self.suspects[:2]
+        )
         return f"{head}: {self.mean_ms[0]:.2f} -> {self.mean_ms[1]:.2f} ms; {sus}"
 
 
 def by_fault(folder: Path, before: int) -> list[FaultDiagnosis]:
-    batches = [r for r, _, _ in batch_records(folder / "batches.jsonl")]
+    files = [folder / "batches.jsonl", *[p for p in [folder / "telemetry.jsonl"] if p.is_file()]]
+    evidence = load_evidence(files)
+    batches, telemetry = evidence.batches, evidence.telemetry
     faults = FaultTimeline.read(folder / "faults.jsonl")
     settle = int(SETTLE_S * 1e9)
     clear = [b for b in batches if not any(f.overlaps(b.start_ns - settle, b.start_ns + b.duration_ns) for f in faults)]
@@ -55,7 +59,7 @@ def by_fault(folder: Path, before: int) -> list[FaultDiagnosis]:
         abnormal = [b for b in batches if f.covers(b.start_ns)]
         row = FaultDiagnosis(str(folder), f.name, f.intensity, len(abnormal))
         try:
-            d = diagnose(evidence_of(normal, []), evidence_of(abnormal, []))
+            d = diagnose(evidence_of(normal, telemetry), evidence_of(abnormal, telemetry))
         except UsageError as exc:
             row.skipped = str(exc)
         else:
@@ -63,6 +67,7 @@ def by_fault(folder: Path, before: int) -> list[FaultDiagnosis]:
             row.suspects = [
                 {
                     "where": s.where,
+                    "resource": s.resource,
                     "significant": s.significant,
                     "ms_normal": round(s.stage_ms_normal, 2),
                     "ms_abnormal": round(s.stage_ms_abnormal, 2),

@@ -1,10 +1,15 @@
-"""Resource telemetry: the interface accelerator plugins implement."""
+"""Resource telemetry: the interface accelerator plugins implement, and a thread that samples it."""
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from prism_core.models import Device, TelemetrySample
+
+log = logging.getLogger("prism.telemetry")
 
 
 @runtime_checkable
@@ -24,3 +29,32 @@ class TelemetrySampler(Protocol):
     def close(self) -> None:
         """Release vendor handles. Idempotent."""
         ...
+
+
+class TelemetryFeed:
+    """Samples one device every `interval_s` on a background thread and hands each sample to `on_sample`.
+    `close()` stops the thread and the sampler. A sampler that fails stops the feed with a warning, never the
+    work it is evidence for."""
+
+    def __init__(
+        self, sampler: TelemetrySampler, on_sample: Callable[[TelemetrySample], None], interval_s: float = 0.25
+    ) -> None:
+        self.sampler = sampler
+        self._on_sample = on_sample
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="prism-telemetry", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._on_sample(self.sampler.sample())
+            except Exception as exc:
+                log.warning("telemetry sampling stopped: %s", exc)
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sampler.close()

@@ -24,7 +24,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--faults", required=True, help="'cpu' (every CPU fault) or NAME[:INTENSITY],... (see `prism faults list`)"
     )
     mk.add_argument("--intensities", default="0.5,1.0", help="for faults given without one (default 0.5,1.0)")
-    mk.add_argument("--out", required=True, type=Path, help="new folder: batches.jsonl, batches.csv, faults.jsonl")
+    mk.add_argument(
+        "--out", required=True, type=Path, help="new folder: batches.jsonl/.csv, faults.jsonl, telemetry.jsonl"
+    )
     mk.add_argument("--lead", type=float, default=30.0, metavar="S", help="normal seconds before the first fault")
     mk.add_argument("--fault-s", type=float, default=6.0, metavar="S", help="seconds each fault runs (default 6)")
     mk.add_argument("--gap", type=float, default=6.0, metavar="S", help="normal seconds between faults (default 6)")

@@ -3,7 +3,8 @@
 The Azure trace is replayed (arrivals squeezed into the run's length, lengths divided and capped: see replay.py)
 into continuous batching on the tiny Llama, captured by Prism. A fault schedule runs beside it: a normal lead-in,
 then for each (fault, intensity) a normal gap and the fault. Every batch that ran, for any part of it, while a
-fault was on gets label 1. Everything is written into a temporary sibling folder that is renamed into place at
+fault was on gets label 1. The host's telemetry (the cpu plugin's sampler, every 0.25 s) goes beside the batches
+into telemetry.jsonl, for diagnosis. Everything is written into a temporary sibling folder that is renamed into place at
 the end, so an interrupted run leaves no half-written set.
 """
 
@@ -20,12 +21,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from prism_core.capture.telemetry import TelemetryFeed
 from prism_core.errors import UsageError
 from prism_core.export import ExportSpec
 from prism_core.faults.base import check_intensity
 from prism_core.faults.runner import FaultSchedule, ScheduledFault
 from prism_core.faults.timeline import FaultEvent, FaultTimeline, label_at
-from prism_core.models import BatchRecord, Record
+from prism_core.models import BatchRecord, Record, TelemetrySample
+
+TELEMETRY_INTERVAL_S = 0.25  # as the online diagnosis samples it
 
 CSV_COLUMNS = (
     "start_ns",
@@ -206,17 +210,24 @@ def make_dataset(
             session.close()
             raise UsageError("; ".join(f"{k}: {v.reason}" for k, v in skipped.items()))
         schedule = FaultSchedule(faults, plan.schedule(), timeline)
+        samples: list[TelemetrySample] = []  # host telemetry beside the batches: what diagnosis ranks resources by
+        sampler = h.telemetry_sampler(session.timing.device, TELEMETRY_INTERVAL_S)
+        feed = TelemetryFeed(sampler, samples.append, TELEMETRY_INTERVAL_S) if sampler is not None else None
         started = time.perf_counter()
         try:
             schedule.start()
             finished = serve(model, replay, timeout_s=plan.total_s * 3 + 60)
         finally:
             schedule.stop()
+            if feed is not None:
+                feed.close()
             session.close()
         wall_s = time.perf_counter() - started
         first = min((e.onset_ns for e in timeline.events), default=time.time_ns())
         split_ns = first - int(plan.gap_s * 1e9)  # eval.csv opens with normal traffic, as between faults
         counts = write_set(work, keep.batches, timeline.events, trace.stem, split_ns)
+        (work / "telemetry.jsonl").write_text("".join(t.model_dump_json() + "\n" for t in samples), encoding="utf-8")
+        counts["telemetry_samples"] = len(samples)
         meta = {
             "trace": str(trace),
             "model": model_name,

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from prism_core.capture.collector import Collector
 from prism_core.capture.deep import OperatorCapture
-from prism_core.capture.telemetry import TelemetrySampler
+from prism_core.capture.telemetry import TelemetryFeed, TelemetrySampler
 from prism_core.detect.detector import Detector, DetectorConfig, Observation, deliver
 from prism_core.detect.model import LatencyModel
 from prism_core.detect.sinks import AlertSink
@@ -94,31 +93,6 @@ class WindowTrace:
             os.replace(self._part, self.path)
 
 
-class TelemetryFeed:
-    """Samples a device's telemetry on a background thread into the diagnoser (`interval_s` apart)."""
-
-    def __init__(self, sampler: TelemetrySampler, diagnoser: WindowDiagnoser, interval_s: float = 0.25) -> None:
-        self.sampler = sampler
-        self._diagnoser = diagnoser
-        self._interval = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="prism-detect-telemetry", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._diagnoser.observe_telemetry(self.sampler.sample())
-            except Exception as exc:  # telemetry is evidence, not a requirement: stop sampling, keep detecting
-                log.warning("telemetry for diagnosis stopped: %s", exc)
-                return
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sampler.close()
-
-
 class OnlineDetection:
     """The detector wired into a collector, with escalation windows and diagnosis. `close()` ends it."""
 
@@ -152,7 +126,7 @@ class OnlineDetection:
         self.diagnosed: list[tuple[Alert, Diagnosis]] = []
         # Every scored batch's Observation, for a control-chart plot (`prism demo`); off by default: it grows.
         self.history: list[Observation] | None = [] if keep_history else None
-        self._telemetry = TelemetryFeed(sampler, self.diagnoser) if sampler is not None else None
+        self._telemetry = TelemetryFeed(sampler, self.diagnoser.observe_telemetry) if sampler is not None else None
         self.deep = deep
         collector.add_consumer(self.on_batch)
 

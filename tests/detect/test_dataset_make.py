@@ -58,6 +58,7 @@ def test_make_labels_the_fault_window(tmp_path: Path, prism_cmd: list[str], trac
         "eval.csv",
         "faults.jsonl",
         "meta.json",
+        "telemetry.jsonl",
         "train.csv",
     ]
     assert [p.name for p in tmp_path.iterdir()] == ["set"]  # the work folder was renamed, not left beside
@@ -66,6 +67,8 @@ def test_make_labels_the_fault_window(tmp_path: Path, prism_cmd: list[str], trac
     lines = [json.loads(line) for line in (out / "batches.jsonl").read_text().splitlines()]
     assert len(lines) == meta["batches"] and sum(x["label"] for x in lines) == meta["abnormal"] > 0
     assert meta["threads"] == 1  # one engine thread: the other cores stay free for the host's own work
+    samples = [json.loads(line) for line in (out / "telemetry.jsonl").read_text().splitlines()]
+    assert len(samples) == meta["telemetry_samples"] > 10 and "system.cpu.utilization" in samples[0]["values"]
     for x in lines:
         overlaps = x["start_ns"] < event["end_ns"] and event["onset_ns"] < x["start_ns"] + x["duration_ns"]
         assert x["label"] == int(overlaps)
@@ -98,7 +101,8 @@ def test_make_labels_the_fault_window(tmp_path: Path, prism_cmd: list[str], trac
     report = json.loads(subprocess.run([sys.executable, str(script), str(out), "--json"], capture_output=True,
                                        text=True, check=True).stdout)  # fmt: skip
     (diagnosed,) = report["faults"]
-    assert diagnosed["suspects"][0]["where"] == "forward (off-cpu)" and diagnosed["suspects"][0]["significant"]
+    top = diagnosed["suspects"][0]
+    assert top["where"] == "forward (off-cpu)" and top["significant"] and top["resource"] != "(no telemetry)"
 
 
 def test_make_refuses_a_used_folder_and_unknown_faults(tmp_path: Path, prism_cmd: list[str], trace: Path) -> None:
