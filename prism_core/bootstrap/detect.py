@@ -73,8 +73,8 @@ def _int(name: str, raw: str | None, default: int, low: int) -> int:
 
 
 def parse_chart(raw: str) -> ChartConfig:
-    """`point|window[,w=W][,k=K][,run=N][,theta_min=X][,theta_max=X][,recentre=N]`; empty gives LatencyPrism's
-    window chart."""
+    """`point|window[,w=W][,k=K][,run=N][,theta_min=X][,theta_max=X][,recentre=N][,lone_ratio=X]`; empty gives
+    LatencyPrism's window chart."""
     from prism_core.detect.chart import ChartConfig, chart_config
 
     d = ChartConfig()
@@ -88,6 +88,7 @@ def parse_chart(raw: str) -> ChartConfig:
         "theta_min": d.theta_min,
         "theta_max": d.theta_max,
         "recentre": d.recentre,
+        "lone_ratio": d.lone_ratio,
     }
     for item in items:
         key, sep, value = item.partition("=")
@@ -105,6 +106,7 @@ def parse_chart(raw: str) -> ChartConfig:
         theta_min=values["theta_min"],
         run=int(values["run"]),
         recentre=int(values["recentre"]),
+        lone_ratio=values["lone_ratio"],
     )
 
 

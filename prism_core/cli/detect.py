@@ -50,6 +50,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="N",
         help="scale predictions by the median latency/prediction of the last N unalarmed batches (default 0: off)",
     )
+    ev.add_argument(
+        "--lone-ratio",
+        type=float,
+        default=10.0,
+        metavar="X",
+        help="with --run > 1, a batch X times its prediction alarms alone (default 10; 0: off)",
+    )
     ev.add_argument("--modes", default="decode", help="forward modes to monitor, comma-separated (default decode)")
     ev.add_argument("--faults", metavar="FILE", help="the set's fault timeline (faults.jsonl): adds by_fault")
     ev.add_argument("--json", action="store_true", help="print JSON")
@@ -92,7 +99,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     chart = chart_config(
-        args.mode, args.window, args.k, args.theta_max, theta_min=args.theta_min, run=args.run, recentre=args.recentre
+        args.mode,
+        args.window,
+        args.k,
+        args.theta_max,
+        theta_min=args.theta_min,
+        run=args.run,
+        recentre=args.recentre,
+        lone_ratio=args.lone_ratio,
     )
     modes = frozenset(m.strip() for m in args.modes.split(",") if m.strip())
     if not modes or not modes <= {"prefill", "decode", "mixed"}:

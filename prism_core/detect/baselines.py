@@ -12,7 +12,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from prism_core.detect.chart import ControlChart, Recentre
+from prism_core.detect.chart import ChartConfig, ControlChart, Recentre
 
 Floats = npt.NDArray[np.float64]
 Alarms = npt.NDArray[np.bool_]
@@ -24,10 +24,11 @@ EWMA_L = 3.0
 RAW_WARMUP = 30  # rows before the raw-latency charts may alarm: their mean and deviation need a few points
 
 
-def chart_alarms(y: Floats, y_hat: Floats, w: int, threshold: float, run: int = 1, recentre: int = 0) -> Alarms:
-    """Stream latencies and their predictions through a control chart (re-centred if `recentre`); True where
-    it alarms."""
-    chart, scale = ControlChart(w, threshold, run), Recentre(recentre)
+def chart_alarms(y: Floats, y_hat: Floats, config: ChartConfig, threshold: float) -> Alarms:
+    """Stream latencies and their predictions through the control chart `config` describes, at `threshold`;
+    True where it alarms."""
+    chart = ControlChart(config.w, threshold, config.run, config.lone_ratio)
+    scale = Recentre(config.recentre)
     out = np.zeros(len(y), dtype=bool)
     for i, (yi, pi) in enumerate(zip(y.tolist(), y_hat.tolist(), strict=True)):
         stat, out[i] = chart.update(scale.error(yi, pi))

@@ -30,6 +30,9 @@ class ChartConfig(Frozen):
     # 2-core VM 1.5-3.7% of normal batches ran over 1.5x their prediction, mostly alone (docs/detect.md); such lone
     # spikes pass, a fault that slows every batch alarms one batch later.
     run: int = Field(1, ge=1, le=100)
+    # ...but a batch this many times its prediction alarms alone (with run > 1): the rule is for spikes of 1.5-4x,
+    # and a GC storm's stall is often one batch of 100-2000x, which two-in-a-row never sees. 0: off.
+    lone_ratio: float = Field(10.0, ge=0)
     # Re-centring: scale the model's prediction by the median latency / prediction of the last `recentre` batches
     # that kept the chart under its threshold (0: off). A shared host's speed moves: 20-25% between two runs two
     # hours apart here, and 15% within one (BENCHMARKS.md), more than the learnt thresholds.
@@ -55,6 +58,7 @@ def chart_config(
     theta_min: float = 0.15,
     run: int = 1,
     recentre: int = 0,
+    lone_ratio: float = 10.0,
 ) -> ChartConfig:
     """Build from CLI values, turning a bad value into a one-line UsageError."""
     if mode not in ("point", "window"):
@@ -69,6 +73,8 @@ def chart_config(
         raise UsageError(f"--run must be in 1..100, got {run}")
     if not 0 <= recentre <= 100_000:
         raise UsageError(f"--recentre must be in 0..100000 batches (0: off), got {recentre}")
+    if lone_ratio != 0 and lone_ratio <= 1:
+        raise UsageError(f"--lone-ratio must be over 1 (or 0: off), got {lone_ratio}")
     return ChartConfig(
         mode=mode,
         window=window,
@@ -78,21 +84,24 @@ def chart_config(
         fixed_threshold=fixed,
         run=run,
         recentre=recentre,
+        lone_ratio=lone_ratio,
     )
 
 
 class ControlChart:
     """Keeps the last W errors; `update` returns the statistic (their mean) and whether it has been over the
-    threshold for the last `run` updates."""
+    threshold for the last `run` updates (or, with a run rule, this batch alone was `lone_ratio` times slow)."""
 
-    __slots__ = ("_errors", "_n", "_streak", "_sum", "run", "threshold", "w")
+    __slots__ = ("_errors", "_n", "_streak", "_sum", "lone_error", "run", "threshold", "w")
 
     RESUM_EVERY = 10_000  # recompute the running sum now and then so float drift cannot build up
 
-    def __init__(self, w: int, threshold: float, run: int = 1) -> None:
+    def __init__(self, w: int, threshold: float, run: int = 1, lone_ratio: float = 0.0) -> None:
         self.w = w
         self.threshold = threshold
         self.run = run
+        # The error of a batch lone_ratio times its prediction; over 1 (never) when off or without a run rule.
+        self.lone_error = 1.0 - 1.0 / lone_ratio if lone_ratio > 1 and run > 1 else 2.0
         self._streak = 0
         self._errors: deque[float] = deque(maxlen=w)
         self._sum = 0.0
@@ -109,7 +118,7 @@ class ControlChart:
             self._sum = sum(errors)
         stat = self._sum / len(errors)
         self._streak = self._streak + 1 if stat > self.threshold else 0
-        return stat, self._streak >= self.run
+        return stat, self._streak >= self.run or error >= self.lone_error
 
     def reset(self) -> None:
         self._errors.clear()

@@ -170,7 +170,7 @@ class Detector:
         c = self.config.chart
         mu, sigma = model.window_stats(c.w)
         self.model = model
-        self.chart = ControlChart(c.w, c.threshold(mu, sigma), c.run)
+        self.chart = ControlChart(c.w, c.threshold(mu, sigma), c.run, c.lone_ratio)
         self._recentre = Recentre(c.recentre)
         self._ready.set()
 

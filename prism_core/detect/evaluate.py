@@ -91,15 +91,14 @@ def evaluate(
     predicted = model.predict_us(t.take(monitored))
     mu, sigma = model.window_stats(chart.w)
     threshold = chart.threshold(mu, sigma)
-    alarms = baselines.chart_alarms(y, predicted, chart.w, threshold, chart.run, chart.recentre)
+    alarms = baselines.chart_alarms(y, predicted, chart, threshold)
     result: dict[str, Any] = detection_metrics(label, alarms)
     result.update(
         rows=len(t), rows_scored=int(monitored.sum()), threshold=threshold, chart=chart.model_dump(mode="json")
     )
     result["baselines"] = {
         f"fixed_{round(baselines.FIXED_THRESHOLD * 100)}pct": detection_metrics(
-            label,
-            baselines.chart_alarms(y, predicted, chart.w, baselines.FIXED_THRESHOLD, chart.run, chart.recentre),
+            label, baselines.chart_alarms(y, predicted, chart, baselines.FIXED_THRESHOLD)
         ),
         "sigma3_raw": detection_metrics(label, baselines.sigma_alarms(y)),
         "ewma_raw": detection_metrics(label, baselines.ewma_alarms(y)),

@@ -3,9 +3,12 @@
 For every batch: each stage's share of the cycle (beta = stage wall time / batch duration) and each telemetry
 resource at the batch's midpoint (mu, linear interpolation between samples). Then, per pair:
 
-    score = max(delta beta, 0) x (|z beta| + |z log1p(mu)|),  z = (mean_abnormal - mean_normal) / sd_normal
+    score = max(delta beta, 0) x (|z beta| + z_pressure),  z = (mean_abnormal - mean_normal) / sd_normal
 
-LatencyPrism scores |delta beta|; Prism scores only a share that grew. Only stages whose mean time grew are
+where z_pressure is z of log1p(mu) where mu moved towards pressure (see LOWER_IS_PRESSURE) by at least
+RESOURCE_Z_MIN, else 0. LatencyPrism
+scores |delta beta| x (|z beta| + |z log1p(mu)|); Prism scores only a share that grew and a resource that moved
+towards pressure, and names "(no resource moved)" when none did. Only stages whose mean time grew are
 suspects: when one stage slows, the others' shares fall by the same total, and a shrinking share is a
 consequence, not a cause. A stage whose time grew while its share fell slowed less than the rest of the cycle:
 it stays a suspect, ranked after those that took more of the cycle, by how many ms it grew. A pair is
@@ -31,13 +34,20 @@ import numpy.typing as npt
 
 from prism_core.diagnose.evidence import Evidence
 from prism_core.errors import UsageError
+from prism_core.export import names
 from prism_core.models import BatchRecord
 
 Floats = npt.NDArray[np.float64]
 ALPHA = 0.05
 TOP = 3
 MIN_BATCHES = 5
-NO_RESOURCE = "(no telemetry)"
+NO_TELEMETRY = "(no telemetry)"
+NO_RESOURCE_MOVED = "(no resource moved)"
+# A resource explains a slowdown only by moving towards pressure: up for utilisation, run queue, load, memory,
+# temperature, traffic; down for these clocks. One that moved the other way explains nothing: LatencyPrism's
+# |z log mu| named the 1-minute load average, still falling after an earlier fault, for a stage delay.
+RESOURCE_Z_MIN = 1.0  # one normal standard deviation
+LOWER_IS_PRESSURE = frozenset({names.SYSTEM_CPU_FREQUENCY, names.PRISM_GPU_CLOCK_SM, names.PRISM_GPU_CLOCK_MEMORY})
 ON_CPU, OFF_CPU = "on-cpu", "off-cpu"
 # The least spread a share's z is measured against: 1 point of the cycle. A part that is near zero in every
 # normal batch (a sample stage's off-CPU time, say) would otherwise turn a 0.1-point move into a z of thousands
@@ -151,6 +161,14 @@ def _z(normal: Floats, abnormal: Floats, floor: float = 0.0) -> float:
     return (float(np.mean(abnormal)) - float(np.mean(normal))) / max(sd, floor)
 
 
+def _towards(resource: str, z: float) -> float:
+    """How far a resource moved towards pressure, in z of log1p; 0 if it moved away or by less than RESOURCE_Z_MIN
+    (a stage delay's sleep moved memory use by 0.1%, z 0.01: with thousands of samples even that is
+    "significant", so significance alone would still name it)."""
+    towards = -z if resource in LOWER_IS_PRESSURE else z
+    return towards if towards >= RESOURCE_Z_MIN else 0.0
+
+
 def diagnose(normal: Evidence, abnormal: Evidence, top: int = TOP) -> Diagnosis:
     """The top `top` (stage, resource) suspects, one per stage (or stage part), significant ones first, with their
     evidence."""
@@ -170,14 +188,17 @@ def diagnose(normal: Evidence, abnormal: Evidence, top: int = TOP) -> Diagnosis:
     beta_n, ms_n = _shares(normal, parts)
     beta_a, ms_a = _shares(abnormal, parts)
     mu_n, mu_a = _resources(normal, resources), _resources(abnormal, resources)
-    res_terms: list[tuple[str, float, float | None, float | None, float | None]] = [
-        (NO_RESOURCE, 0.0, None, None, None)
+    # (name, z of log1p, z towards pressure, mean normal, mean abnormal, p); the first wins ties: when no resource
+    # moved towards pressure, the suspect names none.
+    res_terms: list[tuple[str, float, float, float | None, float | None, float | None]] = [
+        (NO_RESOURCE_MOVED if resources else NO_TELEMETRY, 0.0, 0.0, None, None, None)
     ]
     for j, name in enumerate(resources):
         a, b = mu_n[:, j], mu_a[:, j]
         la, lb = np.log1p(np.maximum(a, 0)), np.log1p(np.maximum(b, 0))
         p = float(stats.mannwhitneyu(a, b).pvalue) if np.ptp(np.r_[a, b]) > 0 else 1.0
-        res_terms.append((name, _z(la, lb), float(a.mean()), float(b.mean()), p))
+        z = _z(la, lb)
+        res_terms.append((name, z, _towards(name, z), float(a.mean()), float(b.mean()), p))
     suspects = []
     for i, (stage, part) in enumerate(parts):
         if ms_a[:, i].mean() <= ms_n[:, i].mean():
@@ -189,15 +210,13 @@ def diagnose(normal: Evidence, abnormal: Evidence, top: int = TOP) -> Diagnosis:
         log_n, log_a = np.log1p(ms_n[:, i]), np.log1p(ms_a[:, i])
         p_time = float(stats.ttest_ind(log_n, log_a, equal_var=False).pvalue)
         p_time = 1.0 if math.isnan(p_time) else p_time
-        for name, z_mu, rn, ra, p_mu in res_terms:
-            if name == NO_RESOURCE and len(res_terms) > 1:
-                continue
+        for name, z_mu, towards, rn, ra, p_mu in res_terms:
             suspects.append(
                 Suspect(
                     stage=stage,
                     part=part,
                     resource=name,
-                    score=max(d_beta, 0.0) * (abs(z_beta) + abs(z_mu)),
+                    score=max(d_beta, 0.0) * (abs(z_beta) + towards),
                     significant=p_time < ALPHA,
                     share_normal=float(beta_n[:, i].mean()),
                     share_abnormal=float(beta_a[:, i].mean()),
@@ -212,9 +231,15 @@ def diagnose(normal: Evidence, abnormal: Evidence, top: int = TOP) -> Diagnosis:
                     p_resource=p_mu,
                 )
             )
-    # Ties (a share that fell scores 0 with every resource): the stage that grew most, its most-moved resource.
+    # Ties (a share that fell scores 0 with every resource): the stage that grew most, then the resource that moved
+    # most towards pressure. The sort is stable: where none did, res_terms' first entry (no resource) stays first.
     suspects.sort(
-        key=lambda s: (not s.significant, -s.score, s.stage_ms_normal - s.stage_ms_abnormal, -abs(s.z_log_resource))
+        key=lambda s: (
+            not s.significant,
+            -s.score,
+            s.stage_ms_normal - s.stage_ms_abnormal,
+            -_towards(s.resource, s.z_log_resource),
+        )
     )
     # One pair per stage part (its best-explaining resource), as LatencyPrism reports unique functions: three
     # resources of the same stage would crowd out a second slowed stage.

@@ -144,3 +144,15 @@ def test_recentre_is_checked() -> None:
     with pytest.raises(UsageError, match="--recentre must be in"):
         chart_config("point", 1, 3.0, 0.5, recentre=-1)
     assert parse_chart("point,k=3,run=2,recentre=200").recentre == 200
+
+
+def test_with_a_run_rule_a_stall_still_alarms_alone() -> None:
+    # A GC storm's stall is one batch hundreds of times its prediction; two-in-a-row would never see it.
+    chart = ControlChart(1, 0.3, run=2, lone_ratio=10.0)
+    flags = [chart.update(e)[1] for e in (0.0, 0.7, 0.0, 0.999, 0.0, 0.92, 0.0)]  # 3.3x passes; 1000x, 12.5x alarm
+    assert flags == [False, False, False, True, False, True, False]
+    assert ControlChart(1, 0.3, run=1, lone_ratio=10.0).lone_error > 1  # without a run rule nothing changes
+    assert ChartConfig().lone_ratio == 10.0
+    with pytest.raises(UsageError, match="--lone-ratio must be over 1"):
+        chart_config("point", 1, 3.0, 0.5, run=2, lone_ratio=0.5)
+    assert parse_chart("point,k=3,run=2,lone_ratio=0").lone_ratio == 0

@@ -1,13 +1,15 @@
-"""On a CPU device diagnosis splits each stage into its on-CPU and off-CPU parts; on an accelerator it does not.
+"""Diagnosis's ranking rules: on a CPU device each stage splits into its on-CPU and off-CPU parts (on an
+accelerator it does not), a share that fell does not score, and only a resource that moved towards pressure is
+named.
 
-The records are built here so that which part moved is known exactly; test_diagnose_real.py covers a real fault."""
+The records are built here so that what moved is known exactly; test_diagnose_real.py covers a real fault."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from prism_core.diagnose import diagnose, evidence_of
-from prism_core.diagnose.rank import OFF_CPU, ON_CPU
+from prism_core.diagnose.rank import NO_RESOURCE_MOVED, OFF_CPU, ON_CPU
 from prism_core.models import BatchRecord, StageTiming, TelemetrySample
 
 MS = 1_000_000
@@ -43,8 +45,16 @@ def _batches(
     return out
 
 
-def _telemetry(n: int = 20) -> list[TelemetrySample]:
-    return [TelemetrySample(ts_ns=i * 60 * MS, device="cpu:0", values={"prism.cpu.run_queue": 2.0}) for i in range(n)]
+def _telemetry(n: int = 20, **values: float) -> list[TelemetrySample]:
+    # Batches are 20 ms apart from t = 0, 60 of them: samples every 60 ms cover them. A little spread, so that z
+    # has a normal standard deviation to measure against.
+    values = values or {"prism.cpu.run_queue": 2.0}
+    return [
+        TelemetrySample(
+            ts_ns=i * 60 * MS, device="cpu:0", values={k: v * (1 + 0.01 * (i % 3)) for k, v in values.items()}
+        )
+        for i in range(n)
+    ]
 
 
 def test_waiting_for_a_core_blames_the_off_cpu_part() -> None:
@@ -89,3 +99,21 @@ def test_accelerator_stages_stay_whole() -> None:
     suspects = diagnose(evidence_of(normal, _telemetry()), evidence_of(abnormal, _telemetry())).suspects
     assert suspects[0].stage == "forward" and all(s.part is None for s in suspects)
     assert suspects[0].where == "forward"
+
+
+def test_only_a_resource_that_moved_towards_pressure_is_named() -> None:
+    normal = _batches("cpu:0", 8.0, 0.2, seed=1)
+    abnormal = _batches("cpu:0", 8.0, 8.0, seed=2)
+
+    def named(before: dict[str, float], after: dict[str, float]) -> str:
+        d = diagnose(evidence_of(normal, _telemetry(**before)), evidence_of(abnormal, _telemetry(**after)))
+        return d.suspects[0].resource
+
+    # A load average still falling after an earlier fault explains nothing; a run queue that grew does.
+    assert named({"system.cpu.load_average.1m": 2.4}, {"system.cpu.load_average.1m": 1.2}) == NO_RESOURCE_MOVED
+    assert named({"prism.cpu.run_queue": 1.0}, {"prism.cpu.run_queue": 6.0}) == "prism.cpu.run_queue"
+    # A clock is pressure when it falls.
+    assert named({"system.cpu.frequency": 2.6e9}, {"system.cpu.frequency": 0.8e9}) == "system.cpu.frequency"
+    assert named({"system.cpu.frequency": 0.8e9}, {"system.cpu.frequency": 2.6e9}) == NO_RESOURCE_MOVED
+    # Memory use up by 0.1%: measurable, not an explanation.
+    assert named({"system.memory.usage": 1.0e9}, {"system.memory.usage": 1.001e9}) == NO_RESOURCE_MOVED
