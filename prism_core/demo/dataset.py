@@ -3,9 +3,9 @@
 The Azure trace is replayed (arrivals squeezed into the run's length, lengths divided and capped: see replay.py)
 into continuous batching on the tiny Llama, captured by Prism. A fault schedule runs beside it: a normal lead-in,
 then for each (fault, intensity) a normal gap and the fault. Every batch that ran, for any part of it, while a
-fault was on gets label 1. The host's telemetry (the cpu plugin's sampler, every 0.25 s) goes beside the batches
-into telemetry.jsonl, for diagnosis. Everything is written into a temporary sibling folder that is renamed into place at
-the end, so an interrupted run leaves no half-written set.
+fault was on gets label 1. The host's telemetry (the device plugin's sampler, every 0.25 s) goes beside the
+batches into telemetry.jsonl, for diagnosis. Everything is written into a temporary sibling folder that is renamed
+into place at the end, so an interrupted run leaves no half-written set.
 """
 
 from __future__ import annotations

@@ -6,15 +6,15 @@ resource at the batch's midpoint (mu, linear interpolation between samples). The
     score = max(delta beta, 0) x (|z beta| + z_pressure),  z = (mean_abnormal - mean_normal) / sd_normal
 
 where z_pressure is z of log1p(mu) where mu moved towards pressure (see LOWER_IS_PRESSURE) by at least
-RESOURCE_Z_MIN, else 0. LatencyPrism
-scores |delta beta| x (|z beta| + |z log1p(mu)|); Prism scores only a share that grew and a resource that moved
-towards pressure, and names "(no resource moved)" when none did. Only stages whose mean time grew are
-suspects: when one stage slows, the others' shares fall by the same total, and a shrinking share is a
-consequence, not a cause. A stage whose time grew while its share fell slowed less than the rest of the cycle:
-it stays a suspect, ranked after those that took more of the cycle, by how many ms it grew. A pair is
-significant when Welch's t-test on the stage's log times says it got slower (p < ALPHA): a dominant stage that
-doubles moves its share only a little, so a test on shares alone misses the clearest case. The share test's
-p-value and the resource's own Mann-Whitney p-value are reported as evidence.
+RESOURCE_Z_MIN, else 0. LatencyPrism scores |delta beta| x (|z beta| + |z log1p(mu)|); Prism scores only a share
+that grew and a resource that moved towards pressure, and names "(no resource moved)" when none did.
+
+Only stages whose mean time grew are suspects: when one stage slows, the others' shares fall by the same total,
+and a shrinking share is a consequence, not a cause. A stage whose time grew while its share fell slowed less
+than the rest of the cycle: it stays a suspect, ranked after those that took more of the cycle, by how many ms it
+grew. A pair is significant when Welch's t-test on the stage's log times says it got slower (p < ALPHA): a
+dominant stage that doubles moves its share only a little, so a test on shares alone misses the clearest case.
+The share test's p-value and the resource's own Mann-Whitney p-value are reported as evidence.
 
 On a CPU device a stage is split in two parts, as LatencyPrism splits `oncpu` from `runq`: its time on the CPU
 (the engine thread's CPU time, which the cpu timing backend records as the stage's device time) and its time off
@@ -49,9 +49,10 @@ NO_RESOURCE_MOVED = "(no resource moved)"
 RESOURCE_Z_MIN = 1.0  # one normal standard deviation
 LOWER_IS_PRESSURE = frozenset({names.SYSTEM_CPU_FREQUENCY, names.PRISM_GPU_CLOCK_SM, names.PRISM_GPU_CLOCK_MEMORY})
 ON_CPU, OFF_CPU = "on-cpu", "off-cpu"
-# The least spread a share's z is measured against: 1 point of the cycle. A part that is near zero in every
-# normal batch (a sample stage's off-CPU time, say) would otherwise turn a 0.1-point move into a z of thousands
-# and outrank the stage that took 40 points of the cycle.
+# The least spread a share's z is measured against: 2 points of the cycle. A part that is near zero in every
+# normal batch (a sample stage's off-CPU time, say) would otherwise turn a 2-point move into a z of hundreds
+# and outrank the stage that took 40 points of the cycle. 1 point still let that happen in 2 of 20 faults
+# (docs/detect.md, "Diagnosis by fault").
 SHARE_SD_FLOOR = 0.02
 
 
