@@ -33,8 +33,8 @@ class TelemetrySampler(Protocol):
 
 class TelemetryFeed:
     """Samples one device every `interval_s` on a background thread and hands each sample to `on_sample`.
-    `close()` stops the thread and the sampler. A sampler that fails stops the feed with a warning, never the
-    work it is evidence for."""
+    `close()` stops the thread; the sampler stays its owner's to close. A sampler that fails stops the feed with a
+    warning, never the work it is evidence for."""
 
     def __init__(
         self, sampler: TelemetrySampler, on_sample: Callable[[TelemetrySample], None], interval_s: float = 0.25
@@ -57,4 +57,3 @@ class TelemetryFeed:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(2)
-        self.sampler.close()

@@ -221,6 +221,7 @@ def make_dataset(
             schedule.stop()
             if feed is not None:
                 feed.close()
+                feed.sampler.close()
             session.close()
         wall_s = time.perf_counter() - started
         first = min((e.onset_ns for e in timeline.events), default=time.time_ns())

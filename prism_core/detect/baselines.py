@@ -12,7 +12,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from prism_core.detect.chart import ChartConfig, ControlChart, Recentre
+from prism_core.detect.chart import ChartConfig, ControlChart, Recentre, judge
 
 Floats = npt.NDArray[np.float64]
 Alarms = npt.NDArray[np.bool_]
@@ -31,8 +31,7 @@ def chart_alarms(y: Floats, y_hat: Floats, config: ChartConfig, threshold: float
     scale = Recentre(config.recentre)
     out = np.zeros(len(y), dtype=bool)
     for i, (yi, pi) in enumerate(zip(y.tolist(), y_hat.tolist(), strict=True)):
-        stat, out[i] = chart.update(scale.error(yi, pi))
-        scale.observe(yi, pi, stat > threshold)
+        out[i] = judge(chart, scale, yi, pi)[3]
     return out
 
 

@@ -156,3 +156,12 @@ class Recentre:
         self._accepted += 1
         if self._accepted % self.EVERY == 0:
             self.scale = statistics.median(self._ratios)
+
+
+def judge(chart: ControlChart, scale: Recentre, y: float, y_hat: float) -> tuple[float, float, float, bool]:
+    """One batch through the (re-centred) chart, online and offline alike: (the prediction it was judged against,
+    its error, the chart statistic, alarm)."""
+    judged, error = y_hat * scale.scale, scale.error(y, y_hat)
+    stat, alarm = chart.update(error)
+    scale.observe(y, y_hat, stat > chart.threshold)
+    return judged, error, stat, alarm

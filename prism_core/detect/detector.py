@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from prism_core.detect.chart import ChartConfig, ControlChart, Recentre
+from prism_core.detect.chart import ChartConfig, ControlChart, Recentre, judge
 from prism_core.detect.model import LatencyModel
 from prism_core.detect.sinks import AlertSink
 from prism_core.detect.table import from_records
@@ -102,12 +102,8 @@ class Detector:
             self._learn(record)
             return None
         y = record.duration_ns / 1e3
-        raw = model.predict_record_us(record)
-        recentre = self._recentre
-        y_hat = raw * recentre.scale  # what the chart judges the batch against: the model's own unless re-centred
-        error = recentre.error(y, raw)
-        stat, alarm = chart.update(error)
-        recentre.observe(y, raw, stat > chart.threshold)
+        # y_hat: what the chart judged the batch against, the model's own prediction unless re-centred
+        y_hat, error, stat, alarm = judge(chart, self._recentre, y, model.predict_record_us(record))
         self.last = Observation(record.start_ns, y, y_hat, error, stat, chart.threshold, alarm)
         if not alarm:
             self._alarmed = False

@@ -183,6 +183,7 @@ class OnlineDetection:
             self._window = None
         if self._telemetry is not None:
             self._telemetry.close()
+            self._telemetry.sampler.close()
             self._telemetry = None
         if self.deep is not None:
             self.deep.close()

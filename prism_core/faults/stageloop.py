@@ -10,12 +10,11 @@ sampler passed in, read on a background thread.
 from __future__ import annotations
 
 import os
-import threading
 import time
 
 import numpy as np
 
-from prism_core.capture.telemetry import TelemetrySampler
+from prism_core.capture.telemetry import TelemetryFeed, TelemetrySampler
 from prism_core.models import BatchRecord, StageTiming, TelemetrySample
 
 ENGINE = "stageloop"
@@ -29,15 +28,7 @@ def run_stage_loop(
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size))
     samples: list[TelemetrySample] = []
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.wait(interval_s):
-            if sampler is not None:
-                samples.append(sampler.sample())
-
-    thread = threading.Thread(target=sample, name="prism-stageloop-telemetry", daemon=True)
-    thread.start()
+    feed = TelemetryFeed(sampler, samples.append, interval_s) if sampler is not None else None
     batches: list[BatchRecord] = []
     device = sampler.device.id if sampler is not None else "cpu:0"
     offset = time.time_ns() - time.perf_counter_ns()
@@ -78,6 +69,6 @@ def run_stage_loop(
                 )
             )
     finally:
-        stop.set()
-        thread.join()
+        if feed is not None:
+            feed.close()
     return batches, samples
