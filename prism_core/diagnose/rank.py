@@ -3,11 +3,13 @@
 For every batch: each stage's share of the cycle (beta = stage wall time / batch duration) and each telemetry
 resource at the batch's midpoint (mu, linear interpolation between samples). Then, per pair:
 
-    score = max(delta beta, 0) x (|z beta| + z_pressure),  z = (mean_abnormal - mean_normal) / sd_normal
+    score = gain x (|z beta| + z_pressure),  z = (mean_abnormal - mean_normal) / sd_normal
 
-where z_pressure is z of log1p(mu) where mu moved towards pressure (see LOWER_IS_PRESSURE) by at least
+where gain is delta beta if the share grew by at least SHARE_SD_FLOOR (2 points of the cycle), else 0, and
+z_pressure is z of log1p(mu) where mu moved towards pressure (see LOWER_IS_PRESSURE) by at least
 RESOURCE_Z_MIN, else 0. LatencyPrism scores |delta beta| x (|z beta| + |z log1p(mu)|); Prism scores only a share
-that grew and a resource that moved towards pressure, and names "(no resource moved)" when none did.
+that grew by a visible amount and a resource that moved towards pressure, and names "(no resource moved)" when
+none did.
 
 Only stages whose mean time grew are suspects: when one stage slows, the others' shares fall by the same total,
 and a shrinking share is a consequence, not a cause. A stage whose time grew while its share fell slowed less
@@ -52,7 +54,9 @@ ON_CPU, OFF_CPU = "on-cpu", "off-cpu"
 # The least spread a share's z is measured against: 2 points of the cycle. A part that is near zero in every
 # normal batch (a sample stage's off-CPU time, say) would otherwise turn a 2-point move into a z of hundreds
 # and outrank the stage that took 40 points of the cycle. 1 point still let that happen in 2 of 20 faults
-# (docs/detect.md, "Diagnosis by fault").
+# (docs/detect.md, "Diagnosis by fault"). A share that grew by less scores nothing: when one part holds 97% of the
+# cycle and slows with it, every share stays put, and a 1 ms stage that gained 0.1 point outranked the 1,100 ms
+# forward pass that grew 600 ms (prism demo on a busy host); with no share moving, the ms grown decide.
 SHARE_SD_FLOOR = 0.02
 
 
@@ -217,7 +221,7 @@ def diagnose(normal: Evidence, abnormal: Evidence, top: int = TOP) -> Diagnosis:
                     stage=stage,
                     part=part,
                     resource=name,
-                    score=max(d_beta, 0.0) * (abs(z_beta) + towards),
+                    score=(d_beta if d_beta >= SHARE_SD_FLOOR else 0.0) * (abs(z_beta) + towards),
                     significant=p_time < ALPHA,
                     share_normal=float(beta_n[:, i].mean()),
                     share_abnormal=float(beta_a[:, i].mean()),

@@ -117,3 +117,13 @@ def test_only_a_resource_that_moved_towards_pressure_is_named() -> None:
     assert named({"system.cpu.frequency": 0.8e9}, {"system.cpu.frequency": 2.6e9}) == NO_RESOURCE_MOVED
     # Memory use up by 0.1%: measurable, not an explanation.
     assert named({"system.memory.usage": 1.0e9}, {"system.memory.usage": 1.001e9}) == NO_RESOURCE_MOVED
+
+
+def test_when_no_share_moves_visibly_the_part_that_grew_most_leads() -> None:
+    # forward holds ~92% of the cycle and doubles with it (as a busy host's squeeze did in `prism demo`): no share
+    # moves by 2 points. sample's off-CPU time gains 1.5 points; forward gained 8 ms and must still lead.
+    normal = _batches("cpu:0", 8.0, 0.2, seed=1, sample_off_ms=0.001)
+    abnormal = _batches("cpu:0", 16.0, 0.4, seed=2, sample_off_ms=0.25)
+    suspects = diagnose(evidence_of(normal, _telemetry()), evidence_of(abnormal, _telemetry())).suspects
+    assert suspects[0].where == "forward (on-cpu)"
+    assert suspects[0].stage_ms_abnormal - suspects[0].stage_ms_normal > 7
